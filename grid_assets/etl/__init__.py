@@ -1,0 +1,1 @@
+"""Each layer's unit of work against a Lakehouse; Dagster assets are thin wrappers over these."""

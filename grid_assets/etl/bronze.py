@@ -1,0 +1,207 @@
+"""Bronze ingestion: stream new landing lines into `bronze.events`, keeping every bad line.
+
+Per batch of lines, one unit of work: new events appended, duplicates counted, `event_id`
+conflicts and malformed lines dead-lettered to `bronze.rejected_events`, and the file's read
+position advanced. Every statement is idempotent, so a batch interrupted on an engine without
+transactions is simply redone by the next run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy import Connection, func, literal, select
+
+from grid_assets.ingest.envelope import Envelope, Rejection, parse_line
+from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
+from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
+from grid_assets.queries.dialect import Merge
+from grid_assets.queries.silver import insert_missing, literal_row
+from grid_assets.resources.lakehouse import Lakehouse
+
+EVENTS = Event.__table__
+REJECTED = RejectedEvent.__table__
+FILES = IngestedFile.__table__
+BATCH_LINES = 50_000
+_INSTANT = pa.timestamp("us", tz="UTC")
+
+
+@dataclass
+class BronzeResult:
+    files_seen: int = 0
+    files_read: int = 0
+    lines_read: int = 0
+    blank_lines: int = 0
+    events_inserted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def count_rejection(self, reason: str) -> None:
+        key = reason.split(":", 1)[0]
+        self.rejected_by_reason[key] = self.rejected_by_reason.get(key, 0) + 1
+        self.rejected += 1
+
+
+@dataclass
+class _Batch:
+    events: list[tuple[RawLine, Envelope]] = field(default_factory=list)
+    rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
+
+
+def _classify(lines: list[RawLine], result: BronzeResult) -> _Batch:
+    batch = _Batch()
+    seen: dict[str, str] = {}
+    for line in lines:
+        if line.text is None:
+            batch.rejected.append((line, "invalid_utf8", None))
+            continue
+        parsed = parse_line(line.text)
+        if parsed is None:
+            result.blank_lines += 1
+        elif isinstance(parsed, Rejection):
+            batch.rejected.append((line, parsed.reason, None))
+        elif parsed.event_id not in seen:
+            seen[parsed.event_id] = parsed.content_hash
+            batch.events.append((line, parsed))
+        elif seen[parsed.event_id] == parsed.content_hash:
+            result.duplicates += 1
+        else:
+            batch.rejected.append((line, "event_id_conflict", parsed.event_id))
+    return batch
+
+
+def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, now: datetime):  # noqa: ANN202
+    return pa.table(
+        {
+            "batch_pos": pa.array(range(1, len(events) + 1), pa.int64()),
+            "event_id": [e.event_id for _, e in events],
+            "event_type": [e.event_type for _, e in events],
+            "occurred_at": pa.array([e.occurred_at for _, e in events], _INSTANT),
+            "ingested_at": pa.array([now] * len(events), _INSTANT),
+            "source": [e.source for _, e in events],
+            "payload": [e.payload_text for _, e in events],
+            "content_hash": [e.content_hash for _, e in events],
+            "source_file": [line.source_file for line, _ in events],
+            "line_number": pa.array([line.line_number for line, _ in events], pa.int32()),
+            "run_id": pa.array([run_id] * len(events), pa.string()),
+        }
+    )
+
+
+def _rejected_table(rejected: list[tuple[RawLine, str, str | None]], run_id, now):  # noqa: ANN001, ANN202
+    return pa.table(
+        {
+            "source_file": [line.source_file for line, _, _ in rejected],
+            "line_number": pa.array([line.line_number for line, _, _ in rejected], pa.int32()),
+            "raw_line": [line.raw for line, _, _ in rejected],
+            "reason": [reason for _, reason, _ in rejected],
+            "event_id": pa.array([eid for _, _, eid in rejected], pa.string()),
+            "rejected_at": pa.array([now] * len(rejected), _INSTANT),
+            "run_id": pa.array([run_id] * len(rejected), pa.string()),
+        }
+    )
+
+
+def _write_batch(
+    lakehouse: Lakehouse,
+    conn: Connection,
+    batch: _Batch,
+    run_id: str | None,
+    now: datetime,
+    result: BronzeResult,
+) -> None:
+    if batch.events:
+        rows = _events_table(batch.events, run_id, now)
+        with lakehouse.staged(conn, rows, EVENTS) as stage:
+            # Already stored under the same id: identical content is a duplicate, else a conflict.
+            matches = conn.execute(
+                select(stage.c.batch_pos, EVENTS.c.content_hash == stage.c.content_hash).join(
+                    EVENTS, EVENTS.c.event_id == stage.c.event_id
+                )
+            ).all()
+            for position, identical in matches:
+                if identical:
+                    result.duplicates += 1
+                else:
+                    line, envelope = batch.events[position - 1]
+                    batch.rejected.append((line, "event_id_conflict", envelope.event_id))
+            base = conn.execute(select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0))).scalar()
+            columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
+            seq = (stage.c.batch_pos + literal(int(base or 0))).label("ingest_seq")
+            new_rows = select(*(stage.c[c] for c in columns), seq).where(
+                ~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists()
+            )
+            conn.execute(EVENTS.insert().from_select([*columns, "ingest_seq"], new_rows))
+            result.events_inserted += len(batch.events) - len(matches)
+    if batch.rejected:
+        for _, reason, _ in batch.rejected:
+            result.count_rejection(reason)
+        rows = _rejected_table(batch.rejected, run_id, now)
+        with lakehouse.staged(conn, rows, REJECTED) as stage:
+            conn.execute(insert_missing(REJECTED, stage, ["source_file", "line_number"]))
+
+
+def _save_progress(
+    conn: Connection, file: LandingFile, lines_read: int, run_id: str | None, now: datetime
+) -> None:
+    s = literal_row(
+        source_file=file.name,
+        lines_read=lines_read,
+        size_bytes=file.size_bytes,
+        updated_at=now,
+        run_id=run_id,
+    )
+    t = FILES.alias("t")
+    columns = ["lines_read", "size_bytes", "updated_at", "run_id"]
+    conn.execute(
+        Merge(
+            target=t,
+            source=s,
+            on=t.c.source_file == s.c.source_file,
+            update_when=None,
+            update_values={c: s.c[c] for c in columns},
+            insert_values={c.name: s.c[c.name] for c in FILES.c},
+        )
+    )
+
+
+def ingest_landing(
+    lakehouse: Lakehouse,
+    landing_dir: Path,
+    run_id: str | None = None,
+    batch_lines: int = BATCH_LINES,
+) -> BronzeResult:
+    """Ingest every new line of every landing file, in file-name then line order."""
+    result = BronzeResult()
+    with lakehouse.connect() as conn:
+        progress = {
+            name: (lines, size)
+            for name, lines, size in conn.execute(
+                select(FILES.c.source_file, FILES.c.lines_read, FILES.c.size_bytes)
+            )
+        }
+    for file in list_landing_files(landing_dir):
+        result.files_seen += 1
+        lines_done, size_done = progress.get(file.name, (0, -1))
+        if size_done == file.size_bytes:
+            continue  # unchanged since the last run: not even opened
+        result.files_read += 1
+        lines = read_lines(file, skip=lines_done)
+        while chunk := list(itertools.islice(lines, batch_lines)):
+            now = datetime.now(UTC)
+            batch = _classify(chunk, result)
+            result.lines_read += len(chunk)
+            lines_done = chunk[-1].line_number
+            with lakehouse.begin() as conn:
+                _write_batch(lakehouse, conn, batch, run_id, now, result)
+                _save_progress(conn, file, lines_done, run_id, now)
+        if size_done != file.size_bytes:
+            with lakehouse.begin() as conn:  # size moved but no new complete line (or empty file)
+                _save_progress(conn, file, lines_done, run_id, datetime.now(UTC))
+    return result

@@ -1,0 +1,52 @@
+"""The pipeline's own events: every write to Silver or Gold is announced in `bronze.events`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from grid_assets.ingest.envelope import content_hash
+from grid_assets.models.bronze import Event
+
+PIPELINE_SOURCE = "grid-pipeline"
+TABLE_WRITTEN = "pipeline.table_written"
+EVENTS = Event.__table__
+
+
+def emit(
+    conn: Connection,
+    event_type: str,
+    payload: dict[str, Any],
+    run_id: str | None,
+    now: datetime,
+) -> str:
+    """Append one pipeline event in the caller's unit of work; returns its event_id."""
+    event_id = str(uuid.uuid4())
+    payload_text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    next_seq = conn.execute(select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0) + 1)).scalar()
+    conn.execute(
+        insert(EVENTS).values(
+            event_id=event_id,
+            ingest_seq=next_seq,
+            event_type=event_type,
+            occurred_at=now,
+            ingested_at=now,
+            source=PIPELINE_SOURCE,
+            payload=payload_text,
+            content_hash=content_hash(json.loads(payload_text)),
+            run_id=run_id,
+        )
+    )
+    return event_id
+
+
+def table_written(
+    conn: Connection, table: str, rows: int, run_id: str | None, now: datetime, **extra: Any
+) -> str:
+    return emit(
+        conn, TABLE_WRITTEN, {"table": table, "rows": rows, "run_id": run_id, **extra}, run_id, now
+    )

@@ -1,0 +1,1 @@
+"""Reading the landing folder and parsing raw event lines; no Dagster and no database here."""

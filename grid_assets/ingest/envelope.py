@@ -1,0 +1,155 @@
+"""Parse one raw NDJSON line into an event envelope, or say exactly why it is rejected.
+
+The payload is cut verbatim out of the line (never re-serialized), so Bronze keeps GRID's text
+byte for byte and money is never touched by a float.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+# Every number becomes a Decimal: exact, and 10 and 10.0 compare as the same JSON value.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal)
+_scan_once = _DECODER.scan_once
+_WHITESPACE = json.decoder.WHITESPACE  # type: ignore[attr-defined]
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+
+REQUIRED_FIELDS = ("event_id", "event_type", "occurred_at", "payload")
+DEFAULT_SOURCE = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    source: str
+    payload_text: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+
+
+class _NotAnObject(ValueError):
+    pass
+
+
+def _scan_object(line: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Decode a top-level JSON object, also returning each member's exact source text."""
+    idx = _WHITESPACE.match(line, 0).end()
+    if line[idx : idx + 1] != "{":
+        _DECODER.decode(line)  # raises JSONDecodeError for non-JSON; otherwise it is a non-object
+        raise _NotAnObject
+    values: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    idx = _WHITESPACE.match(line, idx + 1).end()
+    if line[idx : idx + 1] == "}":
+        idx += 1
+    else:
+        while True:
+            if line[idx : idx + 1] != '"':
+                raise json.JSONDecodeError("Expecting property name in double quotes", line, idx)
+            key, idx = _scanstring(line, idx + 1)
+            idx = _WHITESPACE.match(line, idx).end()
+            if line[idx : idx + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", line, idx)
+            idx = _WHITESPACE.match(line, idx + 1).end()
+            try:
+                value, end = _scan_once(line, idx)
+            except StopIteration as exc:
+                raise json.JSONDecodeError("Expecting value", line, exc.value) from None
+            values[key] = value
+            texts[key] = line[idx:end]
+            idx = _WHITESPACE.match(line, end).end()
+            sep = line[idx : idx + 1]
+            idx = _WHITESPACE.match(line, idx + 1).end()
+            if sep == "}":
+                break
+            if sep != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", line, idx)
+    if _WHITESPACE.match(line, idx).end() != len(line):
+        raise json.JSONDecodeError("Extra data", line, idx)
+    return values, texts
+
+
+def _canonical_number(value: Decimal) -> dict[str, str]:
+    # Tagged so that 1.50 and 1.5 hash alike (same JSON value) but never like the string "1.5".
+    return {"$number": format(value.normalize(), "f")}
+
+
+def content_hash(value: Any) -> str:
+    """Hash of a JSON value: equal for the same value whatever key order, spacing or number form."""
+    canonical = json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_canonical_number,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+
+def parse_instant(value: Any) -> datetime | str:
+    """An ISO-8601 instant with an explicit offset, as UTC; or the reason it is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return "invalid_occurred_at"
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return "invalid_occurred_at"
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return "occurred_at_without_offset"
+    return parsed.astimezone(UTC)
+
+
+def parse_line(raw: str) -> Envelope | Rejection | None:
+    """None for a blank line; an Envelope for a valid event; otherwise a Rejection."""
+    if not raw.strip():
+        return None
+    try:
+        values, texts = _scan_object(raw)
+    except _NotAnObject:
+        return Rejection("not_a_json_object")
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return Rejection(f"invalid_json: {exc.msg if hasattr(exc, 'msg') else exc}")
+
+    reasons: list[str] = []
+    for name in ("event_id", "event_type"):
+        if name not in values:
+            reasons.append(f"missing_{name}")
+        elif not isinstance(values[name], str) or not values[name].strip():
+            reasons.append(f"invalid_{name}")
+    occurred_at: datetime | str = "missing_occurred_at"
+    if "occurred_at" in values:
+        occurred_at = parse_instant(values["occurred_at"])
+    if isinstance(occurred_at, str):
+        reasons.append(occurred_at)
+    source = values.get("source", DEFAULT_SOURCE)
+    if source is None:
+        source = DEFAULT_SOURCE
+    elif not isinstance(source, str):
+        reasons.append("invalid_source")
+    if "payload" not in values:
+        reasons.append("missing_payload")
+    elif not isinstance(values["payload"], dict):
+        reasons.append("invalid_payload")
+    if reasons:
+        return Rejection("; ".join(reasons))
+    assert isinstance(occurred_at, datetime)
+    return Envelope(
+        event_id=values["event_id"],
+        event_type=values["event_type"],
+        occurred_at=occurred_at,
+        source=source,
+        payload_text=texts["payload"],
+        content_hash=content_hash(values),
+    )

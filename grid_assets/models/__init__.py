@@ -1,0 +1,1 @@
+"""SQLAlchemy models of every lakehouse table, one module per layer; no Dagster imports."""

@@ -1,0 +1,32 @@
+"""Shared metadata and column types, with per-dialect variants so one model serves DuckDB and
+Databricks alike."""
+
+from __future__ import annotations
+
+from databricks.sqlalchemy import TIMESTAMP as DatabricksTimestamp
+from sqlalchemy import DateTime, MetaData, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Databricks compiles DateTime(timezone=True) to TIMESTAMP_NTZ; instants need its TIMESTAMP.
+Instant = DateTime(timezone=True).with_variant(DatabricksTimestamp(), "databricks")
+# Six decimal places is what the contract allows on input; 18 digits leaves 12 for the integer part.
+Money = Numeric(18, 6, asdecimal=True)
+Amount = Numeric(18, 2, asdecimal=True)
+# Raw JSON is kept as text so it is byte-for-byte what GRID sent (Databricks: STRING).
+JsonText = Text()
+Key = String()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+LAYERS = ("bronze", "silver", "gold")

@@ -1,0 +1,69 @@
+"""Bronze: what arrived, exactly as it arrived. Append-only; the pipeline never updates a row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from grid_assets.models.base import Base, Instant, JsonText, Key
+
+
+class Event(Base):
+    """Every accepted GRID event and every event the pipeline emits about its own writes.
+
+    `payload` is the payload's JSON text cut verbatim from the source line. `ingest_seq` orders
+    events by arrival (earlier runs, then file name, then line) and is what Silver's cursor follows.
+    One row per distinct event_id.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = {"schema": "bronze"}
+
+    event_id: Mapped[str] = mapped_column(Key, primary_key=True)
+    ingest_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_type: Mapped[str] = mapped_column(Key, nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
+    ingested_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
+    source: Mapped[str] = mapped_column(Key, nullable=False)
+    payload: Mapped[str] = mapped_column(JsonText, nullable=False)
+    content_hash: Mapped[str] = mapped_column(Key, nullable=False)
+    source_file: Mapped[str | None] = mapped_column(Key)
+    line_number: Mapped[int | None] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(Key)
+
+
+class RejectedEvent(Base):
+    """A line that could not be accepted as an event, kept verbatim with the reason.
+
+    Includes `event_id_conflict`: a second, different event under an event_id already stored.
+    One row per rejected line.
+    """
+
+    __tablename__ = "rejected_events"
+    __table_args__ = {"schema": "bronze"}
+
+    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
+    line_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_line: Mapped[str] = mapped_column(JsonText, nullable=False)
+    reason: Mapped[str] = mapped_column(Key, nullable=False)
+    event_id: Mapped[str | None] = mapped_column(Key)
+    rejected_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
+    run_id: Mapped[str | None] = mapped_column(Key)
+
+
+class IngestedFile(Base):
+    """How far each landing file has been read, so the next run reads only new lines.
+
+    One row per landing file.
+    """
+
+    __tablename__ = "ingested_files"
+    __table_args__ = {"schema": "bronze"}
+
+    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
+    lines_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
+    run_id: Mapped[str | None] = mapped_column(Key)

@@ -1,0 +1,168 @@
+"""Statements that fold a staged batch of validated rows into Silver, latest-wins."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.sql import FromClause
+
+from grid_assets.models.bronze import Event
+from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
+from grid_assets.queries.dialect import Merge
+
+PRODUCTS = Product.__table__
+ORDERS = Order.__table__
+ORDER_ITEMS = OrderItem.__table__
+EVENTS = Event.__table__
+
+
+def newer(instant_new, id_new, instant_old, id_old) -> ColumnElement[bool]:  # noqa: ANN001
+    """Latest-wins order: by occurred_at, ties by event_id."""
+    return or_(
+        instant_old.is_(None),
+        instant_new > instant_old,
+        and_(instant_new == instant_old, id_new > id_old),
+    )
+
+
+def latest_per_key(stage: FromClause, keys: list[str], instant: str, event_id: str) -> FromClause:
+    """One row per key from a staged batch: the latest by (instant, event_id), as alias `s`."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=[stage.c[k] for k in keys],
+            order_by=[stage.c[instant].desc(), stage.c[event_id].desc()],
+        )
+        .label("rn")
+    )
+    ranked = select(*stage.c, rank).subquery("ranked")
+    return select(*(ranked.c[c.name] for c in stage.c)).where(ranked.c.rn == 1).subquery("s")
+
+
+def merge_products(stage: FromClause) -> Merge:
+    s = latest_per_key(stage, ["product_id"], "updated_at", "event_id")
+    t = PRODUCTS.alias("t")
+    columns = [c.name for c in PRODUCTS.c]
+    return Merge(
+        target=t,
+        source=s,
+        on=t.c.product_id == s.c.product_id,
+        update_when=newer(s.c.updated_at, s.c.event_id, t.c.updated_at, t.c.event_id),
+        update_values={c: s.c[c] for c in columns if c != "product_id"},
+        insert_values={c: s.c[c] for c in columns},
+    )
+
+
+def merge_order_status(stage: FromClause) -> Merge:
+    """The latest event of any kind sets an order's status."""
+    s = latest_per_key(stage, ["order_id"], "updated_at", "status_event_id")
+    t = ORDERS.alias("t")
+    return Merge(
+        target=t,
+        source=s,
+        on=t.c.order_id == s.c.order_id,
+        update_when=newer(s.c.updated_at, s.c.status_event_id, t.c.updated_at, t.c.status_event_id),
+        update_values={c: s.c[c] for c in ("status", "updated_at", "status_event_id")},
+        insert_values={c.name: s.c[c.name] for c in ORDERS.c},
+    )
+
+
+def merge_order_placement(stage: FromClause) -> Merge:
+    """The latest valid `order.placed` sets customer, currency, placed_at and the lines' source."""
+    placements = select(*stage.c).where(stage.c.placed_event_id.is_not(None)).subquery("placed")
+    s = latest_per_key(placements, ["order_id"], "placed_at", "placed_event_id")
+    t = ORDERS.alias("t")
+    return Merge(
+        target=t,
+        source=s,
+        on=t.c.order_id == s.c.order_id,
+        update_when=newer(s.c.placed_at, s.c.placed_event_id, t.c.placed_at, t.c.placed_event_id),
+        update_values={
+            c: s.c[c] for c in ("customer_id", "currency", "placed_at", "placed_event_id")
+        },
+        insert_values={c.name: s.c[c.name] for c in ORDERS.c},
+    )
+
+
+def delete_superseded_items(stage_orders: FromClause) -> Delete:
+    """Drop lines of touched orders that no longer come from the order's latest placement."""
+    return delete(ORDER_ITEMS).where(
+        ORDER_ITEMS.c.order_id.in_(select(stage_orders.c.order_id)),
+        ~exists().where(
+            ORDERS.c.order_id == ORDER_ITEMS.c.order_id,
+            ORDERS.c.placed_event_id == ORDER_ITEMS.c.event_id,
+        ),
+    )
+
+
+def insert_current_items(stage_items: FromClause) -> Insert:
+    """Insert staged lines that belong to their order's latest placement and are not there yet."""
+    columns = [c.name for c in ORDER_ITEMS.c]
+    query = (
+        select(*(stage_items.c[c] for c in columns))
+        .join(
+            ORDERS,
+            and_(
+                ORDERS.c.order_id == stage_items.c.order_id,
+                ORDERS.c.placed_event_id == stage_items.c.event_id,
+            ),
+        )
+        .where(
+            ~exists().where(
+                ORDER_ITEMS.c.order_id == stage_items.c.order_id,
+                ORDER_ITEMS.c.line_number == stage_items.c.line_number,
+            )
+        )
+    )
+    return insert(ORDER_ITEMS).from_select(columns, query)
+
+
+def insert_missing(target, stage: FromClause, keys: list[str]) -> Insert:  # noqa: ANN001
+    """INSERT ... SELECT of staged rows whose key is not in `target` yet (idempotent append)."""
+    columns = [c.name for c in stage.c if c.name in target.c]
+    query = select(*(stage.c[c] for c in columns)).where(
+        ~exists().where(*(target.c[k] == stage.c[k] for k in keys))
+    )
+    return insert(target).from_select(columns, query)
+
+
+def unprocessed_events(after_seq: int, limit: int) -> Select:
+    """The next GRID events (not the pipeline's own) after a cursor, in arrival order."""
+    return (
+        select(
+            EVENTS.c.event_id,
+            EVENTS.c.ingest_seq,
+            EVENTS.c.event_type,
+            EVENTS.c.occurred_at,
+            EVENTS.c.payload,
+        )
+        .where(EVENTS.c.ingest_seq > after_seq, ~EVENTS.c.event_type.startswith("pipeline."))
+        .order_by(EVENTS.c.ingest_seq)
+        .limit(limit)
+    )
+
+
+def ledger_outcome_counts() -> Select:
+    ledger = EventLedger.__table__
+    return select(ledger.c.outcome, func.count()).group_by(ledger.c.outcome)
+
+
+def quarantine_count() -> Select:
+    return select(func.count()).select_from(Quarantine.__table__)
+
+
+def literal_row(**values) -> FromClause:  # noqa: ANN003
+    """A one-row relation of literal values, aliased `s`, for single-row MERGEs."""
+    return select(*(literal(v).label(k) for k, v in values.items())).subquery("s")

@@ -1,0 +1,1 @@
+"""One Dagster resource per external system."""

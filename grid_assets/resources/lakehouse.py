@@ -1,0 +1,215 @@
+"""The lakehouse: one engine per process plus the few write paths that differ per engine."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pyarrow as pa
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateSchema
+from sqlalchemy.sql import FromClause
+
+from grid_assets.models.base import LAYERS, Base
+from grid_assets.queries.dialect import InsertOverwrite
+from grid_assets.resources import engines
+from grid_assets.settings import DEFAULT_DUCKDB_PATH, validate_identifier
+
+# Databricks allows at most 256 named parameters per statement.
+MAX_PARAMS_PER_STATEMENT = 256
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return "lock" in str(exc).lower() and "conflict" not in str(exc).lower()
+
+
+@dataclass
+class Lakehouse:
+    """Connections and engine-specific write paths over the Bronze, Silver and Gold schemas."""
+
+    engine: Engine
+    schema_prefix: str = ""
+    lock_timeout_s: float = 120.0
+    _staged: list[str] = field(default_factory=list)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def schema_map(self) -> dict[str, str]:
+        return {layer: f"{self.schema_prefix}{layer}" for layer in LAYERS}
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection, waiting (bounded) while another process holds DuckDB's file lock."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                conn = self.engine.connect()
+                break
+            except DBAPIError as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield conn.execution_options(schema_translate_map=self.schema_map)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A unit of work: committed together on DuckDB (Databricks has no multi-statement
+        transactions, so every write path there is idempotent on retry instead)."""
+        with self.connect() as conn, conn.begin():
+            yield conn
+
+    def create_tables(self) -> None:
+        """Create the layer schemas and every table if missing; safe to call on every run."""
+        with self.begin() as conn:
+            for layer in LAYERS:
+                conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
+            Base.metadata.create_all(conn, checkfirst=True)
+
+    # -- staging: make a batch of rows available to SQL as a relation -----------------------
+    @contextmanager
+    def staged(self, conn: Connection, rows: pa.Table, like: Table) -> Iterator[FromClause]:
+        """Expose `rows` to SQL as a relation typed like `like`'s columns, for INSERT/MERGE ...
+        SELECT. DuckDB scans the Arrow buffers in place; other engines get a scratch table."""
+        name = f"stage_{like.name}_{uuid.uuid4().hex[:12]}"
+        columns = [like.c[n].copy() for n in rows.column_names if n in like.c] + [
+            Column(n, _arrow_to_sql_type(rows.schema.field(n).type))
+            for n in rows.column_names
+            if n not in like.c
+        ]
+        for column in columns:
+            column.primary_key = False
+            column.nullable = True
+        if self.dialect == "duckdb":
+            relation = Table(name, MetaData(), *columns)
+            raw = conn.connection.driver_connection
+            raw.register(name, rows)  # type: ignore[union-attr]
+            try:
+                yield relation
+            finally:
+                raw.unregister(name)  # type: ignore[union-attr]
+            return
+        relation = Table(name, MetaData(), *columns, schema=like.schema)
+        relation.create(conn)
+        try:
+            self._insert_chunked(conn, relation, rows)
+            yield relation
+        finally:
+            relation.drop(conn)
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: pa.Table) -> int:
+        """Append rows in bulk: an Arrow scan on DuckDB, multi-row VALUES elsewhere."""
+        if rows.num_rows == 0:
+            return 0
+        if self.dialect != "duckdb":
+            return self._insert_chunked(conn, table, rows)
+        with self.staged(conn, rows, table) as stage:
+            names = rows.column_names
+            conn.execute(insert(table).from_select(names, select(*(stage.c[n] for n in names))))
+        return rows.num_rows
+
+    def _insert_chunked(self, conn: Connection, table: Table, rows: pa.Table) -> int:
+        # executemany would be one request per row on Databricks; multi-row VALUES under the
+        # parameter cap keeps it to rows / (256 // columns) statements.
+        per_statement = max(1, MAX_PARAMS_PER_STATEMENT // max(1, rows.num_columns))
+        for batch in rows.to_batches(max_chunksize=per_statement):
+            conn.execute(insert(table).values(batch.to_pylist()))
+        return rows.num_rows
+
+    def replace(self, conn: Connection, table: Table, query: Select) -> None:
+        """Replace a table's whole content with `query`, atomically on both engines."""
+        columns = [c.name for c in query.selected_columns]
+        if self.dialect == "databricks":
+            conn.execute(InsertOverwrite(table, columns, query))
+            return
+        conn.execute(delete(table))
+        conn.execute(insert(table).from_select(columns, query))
+
+    def count(self, conn: Connection, table: Table) -> int:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _arrow_to_sql_type(arrow_type: pa.DataType):  # noqa: ANN202 (SQLAlchemy type instance)
+    from sqlalchemy import BigInteger, Boolean, DateTime, Numeric, String
+
+    if pa.types.is_integer(arrow_type):
+        return BigInteger()
+    if pa.types.is_boolean(arrow_type):
+        return Boolean()
+    if pa.types.is_decimal(arrow_type):
+        return Numeric(arrow_type.precision, arrow_type.scale)  # type: ignore[attr-defined]
+    if pa.types.is_timestamp(arrow_type):
+        return DateTime(timezone=True)
+    return String()
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Where Bronze, Silver and Gold live: an embedded DuckDB file (`local`) or a Databricks SQL
+    warehouse (`production`). The engine is created once per process and shared by every asset,
+    check and sensor in it; secrets come from environment variables and are never logged."""
+
+    environment: str = "local"
+    duckdb_path: str = str(DEFAULT_DUCKDB_PATH)
+    server_hostname: str | None = None
+    http_path: str | None = None
+    access_token: str | None = None
+    catalog: str | None = None
+    schema_prefix: str = ""
+    connect_timeout_seconds: int = engines.DEFAULT_CONNECT_TIMEOUT_S
+    lock_timeout_seconds: int = 120
+
+    def get_lakehouse(self) -> Lakehouse:
+        if self.environment == "local":
+            engine = engines.duckdb_engine(self.duckdb_path)
+            return Lakehouse(engine, "", float(self.lock_timeout_seconds))
+        required: Mapping[str, str | None] = {
+            "DATABRICKS_SERVER_HOSTNAME": self.server_hostname,
+            "DATABRICKS_HTTP_PATH": self.http_path,
+            "DATABRICKS_TOKEN": self.access_token,
+            "DATABRICKS_CATALOG": self.catalog,
+        }
+        missing = [name for name, value in required.items() if not (value or "").strip()]
+        if missing:
+            raise dg.DagsterInvalidConfigError(
+                "Databricks configuration is incomplete; missing or empty: " + ", ".join(missing),
+                [],
+                None,
+            )
+        catalog = validate_identifier(str(self.catalog), "DATABRICKS_CATALOG")
+        engine = engines.databricks_engine(
+            str(self.server_hostname),
+            str(self.http_path),
+            str(self.access_token),
+            catalog,
+            self.connect_timeout_seconds,
+        )
+        return Lakehouse(engine, self.schema_prefix, float(self.lock_timeout_seconds))
+
+
+def ping(lakehouse: Lakehouse) -> None:
+    with lakehouse.connect() as conn:
+        conn.execute(text("SELECT 1"))

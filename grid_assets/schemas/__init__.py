@@ -1,0 +1,1 @@
+"""pandera models mirroring Silver, carrying the contract's rules; no Dagster imports."""

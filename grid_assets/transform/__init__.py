@@ -1,0 +1,1 @@
+"""Pure transformations from Bronze rows to validated Silver rows; no Dagster, no database."""
