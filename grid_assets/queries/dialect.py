@@ -109,3 +109,29 @@ def _int_div_duckdb(element: int_div, compiler, **kw) -> str:
 def _int_div_databricks(element: int_div, compiler, **kw) -> str:
     left, right = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"(({left}) DIV ({right}))"
+
+
+class seconds_between(FunctionElement):  # noqa: N801
+    """Whole seconds from the first instant to the second."""
+
+    type = BigInteger()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between_default(element: seconds_between, compiler, **kw) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM {end}) - EXTRACT(EPOCH FROM {start}) AS BIGINT)"
+
+
+@compiles(seconds_between, "duckdb")
+def _seconds_between_duckdb(element: seconds_between, compiler, **kw) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"date_diff('second', {start}, {end})"
+
+
+@compiles(seconds_between, "databricks")
+def _seconds_between_databricks(element: seconds_between, compiler, **kw) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(unix_timestamp({end}) - unix_timestamp({start}))"

@@ -1,0 +1,116 @@
+"""`grid`: run the whole asset graph once, in-process, and print what it did."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from sqlalchemy import select
+
+from grid_assets.settings import ConfigurationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GRID lakehouse pipeline.")
+console = Console()
+
+
+def _print_table(lakehouse, table, order_by, limit: int = 20) -> None:  # noqa: ANN001
+    with lakehouse.connect() as conn:
+        rows = conn.execute(select(table).order_by(*order_by).limit(limit)).all()
+        total = lakehouse.count(conn, table)
+    shown = [c.name for c in table.columns if c.name != "computed_at"]
+    view = RichTable(title=f"{table.schema}.{table.name} ({total} rows)", title_justify="left")
+    for name in shown:
+        view.add_column(name, justify="right" if name not in ("category", "status") else "left")
+    for row in rows:
+        mapping = row._mapping
+        view.add_row(*(str(mapping[name]) for name in shown))
+    console.print(view)
+
+
+@app.command()
+def run(
+    show_gold: bool = typer.Option(True, help="Print the Gold tables after the run."),
+) -> None:
+    """Materialize every asset once (checks included) on GRID_LANDING_DIR; exit 1 on failure."""
+    import dagster as dg
+
+    from grid_assets.definitions import build_definitions
+    from grid_assets.logging_redaction import install_redaction
+    from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
+    from grid_assets.settings import load_settings
+
+    install_redaction()
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("medallion_job")
+    where = settings.duckdb_path if settings.is_local else "Databricks"
+    console.print(f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    materialized = [
+        (str(event.asset_key.to_user_string()), event.materialization.metadata)
+        for event in result.get_asset_materialization_events()
+        if event.asset_key is not None and event.materialization is not None
+    ]
+    summary = RichTable(title="Assets", title_justify="left")
+    summary.add_column("asset")
+    summary.add_column("rows", justify="right")
+    for key, metadata in materialized:
+        rows = metadata.get("dagster/row_count")
+        summary.add_row(key, str(rows.value if rows is not None else ""))
+    console.print(summary)
+
+    failed_checks = []
+    checks = RichTable(title="Checks", title_justify="left")
+    for name in ("check", "severity", "result"):
+        checks.add_column(name)
+    for evaluation in result.get_asset_check_evaluations():
+        ok = evaluation.passed
+        label = "passed" if ok else "FAILED"
+        checks.add_row(
+            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
+            evaluation.severity.value,
+            label,
+        )
+        if not ok and evaluation.severity.value == "ERROR":
+            failed_checks.append(evaluation.check_name)
+    console.print(checks)
+
+    resource = defs.resources["lakehouse"]
+    if result.success and show_gold:
+        lakehouse = resource.get_lakehouse()  # type: ignore[union-attr]
+        for model, order in (
+            (RevenueByCategory, "category"),
+            (DailyRevenue, "order_date"),
+            (ProductRevenue, "revenue_rank"),
+        ):
+            _print_table(lakehouse, model.__table__, [model.__table__.c[order]], limit=10)
+    if not result.success or failed_checks:
+        failures = [
+            e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
+        ]
+        console.print(f"[red]Run failed[/red]: steps {failures or '-'}; blocking checks {failed_checks or '-'}")
+        raise typer.Exit(1)
+    console.print("[green]Run succeeded.[/green]")
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from importlib.metadata import version as pkg_version
+
+    console.print(pkg_version("grid-lakehouse"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

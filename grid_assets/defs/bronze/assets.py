@@ -1,0 +1,67 @@
+"""Bronze assets: the append-only event log and its dead letters."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.defs.resources import LandingFolder
+from grid_assets.etl.bronze import ingest_landing
+from grid_assets.models.bronze import Event, RejectedEvent
+from grid_assets.resources.lakehouse import LakehouseResource
+
+EVENTS_KEY = dg.AssetKey(["bronze", "events"])
+REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
+
+
+@dg.multi_asset(
+    name="bronze_ingest",
+    specs=[
+        dg.AssetSpec(
+            EVENTS_KEY,
+            group_name="bronze",
+            description=description(Event),
+            metadata=spec_metadata(Event.__table__),
+            kinds={"duckdb", "databricks"},
+        ),
+        dg.AssetSpec(
+            REJECTED_KEY,
+            group_name="bronze",
+            description=description(RejectedEvent),
+            metadata=spec_metadata(RejectedEvent.__table__),
+            kinds={"duckdb", "databricks"},
+        ),
+    ],
+)
+def bronze_ingest(context: dg.AssetExecutionContext, lakehouse: LakehouseResource, landing: LandingFolder):
+    """Read every new line of every landing file into Bronze; bad lines go to rejected_events."""
+    lh = lakehouse.get_lakehouse()
+    lh.create_tables()
+    result = ingest_landing(lh, Path(landing.path), run_id=context.run_id)
+    context.log.info(
+        f"Bronze: {result.events_inserted} new events, {result.duplicates} duplicates, "
+        f"{result.rejected} rejected lines from {result.files_read} of {result.files_seen} files"
+    )
+    yield dg.MaterializeResult(
+        asset_key=EVENTS_KEY,
+        metadata=materialized_metadata(
+            lh,
+            Event.__table__,
+            files_seen=result.files_seen,
+            files_read=result.files_read,
+            lines_read=result.lines_read,
+            blank_lines=result.blank_lines,
+            events_inserted=result.events_inserted,
+            duplicates=result.duplicates,
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=REJECTED_KEY,
+        metadata=materialized_metadata(
+            lh,
+            RejectedEvent.__table__,
+            rejected_this_run=result.rejected,
+            rejected_by_reason=dg.MetadataValue.json(result.rejected_by_reason),
+        ),
+    )

@@ -1,0 +1,68 @@
+"""Bronze checks: is GRID still alive (heartbeat gaps, freshness) and how much input is bad."""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_KEY
+from grid_assets.queries import checks as q
+from grid_assets.resources.lakehouse import LakehouseResource
+
+# GRID emits a heartbeat every few minutes; an hour of silence means something stopped.
+HEARTBEAT_MAX_GAP_S = 3600
+FRESHNESS_MAX_LAG_S = 6 * 3600
+REJECTED_MAX_SHARE = 0.05
+
+
+@dg.asset_check(asset=EVENTS_KEY, description="No gap between consecutive GRID heartbeats is "
+                "longer than an hour (measured on occurred_at, inside the engine).")
+def heartbeat_gaps(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.get_lakehouse().connect() as conn:
+        max_gap, beats, last_beat = conn.execute(q.heartbeat_gaps()).one()
+    passed = beats > 0 and (max_gap or 0) <= HEARTBEAT_MAX_GAP_S
+    return dg.AssetCheckResult(
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "heartbeats": int(beats),
+            "max_gap_seconds": int(max_gap or 0),
+            "allowed_gap_seconds": HEARTBEAT_MAX_GAP_S,
+            "last_heartbeat_at": str(last_beat),
+        },
+        description=None if passed else "GRID heartbeat missing or interrupted",
+    )
+
+
+@dg.asset_check(asset=EVENTS_KEY, description="The newest GRID event arrived within the last six "
+                "hours (wall clock): the event heartbeat has not stopped.")
+def events_freshness(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.get_lakehouse().connect() as conn:
+        last_occurred, last_ingested = conn.execute(q.last_grid_event_at()).one()
+    lag = None if last_ingested is None else (datetime.now(UTC) - last_occurred).total_seconds()
+    passed = lag is not None and lag <= FRESHNESS_MAX_LAG_S
+    return dg.AssetCheckResult(
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "last_event_occurred_at": str(last_occurred),
+            "last_event_ingested_at": str(last_ingested),
+            "lag_seconds": -1 if lag is None else int(lag),
+            "allowed_lag_seconds": FRESHNESS_MAX_LAG_S,
+        },
+    )
+
+
+@dg.asset_check(asset=REJECTED_KEY, description="Rejected lines stay under 5% of accepted events.")
+def rejected_share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.get_lakehouse().connect() as conn:
+        rejected, accepted = conn.execute(q.rejected_share()).one()
+    share = rejected / max(1, rejected + accepted)
+    return dg.AssetCheckResult(
+        passed=share <= REJECTED_MAX_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected": int(rejected), "accepted": int(accepted), "share": float(share)},
+    )
+
+
+bronze_checks = [heartbeat_gaps, events_freshness, rejected_share]

@@ -1,0 +1,40 @@
+"""Gold assets: analytical tables recomputed inside the engine from Silver."""
+
+
+import dagster as dg
+
+from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.defs.silver.assets import silver_key
+from grid_assets.etl.gold import GOLD_TABLES, rebuild
+from grid_assets.models.base import Base
+from grid_assets.resources.lakehouse import LakehouseResource
+
+GOLD_DEPS = [silver_key("products"), silver_key("orders"), silver_key("order_items")]
+
+
+def _model_for(name: str) -> type:
+    return next(m.class_ for m in Base.registry.mappers if m.class_.__tablename__ == name
+                and m.local_table.schema == "gold")
+
+
+def _gold_asset(name: str) -> dg.AssetsDefinition:
+    table, _ = GOLD_TABLES[name]
+
+    @dg.asset(
+        key=["gold", name],
+        deps=GOLD_DEPS,
+        group_name="gold",
+        description=description(_model_for(name)),
+        metadata=spec_metadata(table),
+        kinds={"duckdb", "databricks"},
+    )
+    def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+        lh = lakehouse.get_lakehouse()
+        lh.create_tables()
+        rebuild(lh, name, run_id=context.run_id)
+        return dg.MaterializeResult(metadata=materialized_metadata(lh, table))
+
+    return _asset
+
+
+gold_assets = [_gold_asset(name) for name in GOLD_TABLES]

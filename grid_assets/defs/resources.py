@@ -1,0 +1,35 @@
+"""Resources bound once for the whole code location."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import DEFAULT_LANDING_DIR, Settings
+
+
+class LandingFolder(dg.ConfigurableResource):
+    """The folder GRID drops raw NDJSON event files into (`GRID_LANDING_DIR`)."""
+
+    path: str = str(DEFAULT_LANDING_DIR)
+
+
+def lakehouse_resource(settings: Settings) -> LakehouseResource:
+    if settings.is_local:
+        return LakehouseResource(environment="local", duckdb_path=str(settings.duckdb_path))
+    # EnvVar keeps the values out of the run config the UI shows; only the names appear there.
+    return LakehouseResource(
+        environment="production",
+        server_hostname=dg.EnvVar("DATABRICKS_SERVER_HOSTNAME"),
+        http_path=dg.EnvVar("DATABRICKS_HTTP_PATH"),
+        access_token=dg.EnvVar("DATABRICKS_TOKEN"),
+        catalog=dg.EnvVar("DATABRICKS_CATALOG"),
+        schema_prefix=settings.schema_prefix,
+    )
+
+
+def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "lakehouse": lakehouse_resource(settings),
+        "landing": LandingFolder(path=str(settings.landing_dir)),
+    }

@@ -1,0 +1,56 @@
+"""Silver assets: current state of products, orders and order lines, plus what was quarantined."""
+
+
+import dagster as dg
+
+from grid_assets.defs.bronze.assets import EVENTS_KEY
+from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.etl.silver import apply_new_events
+from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
+from grid_assets.resources.lakehouse import LakehouseResource
+
+SILVER_MODELS = {
+    "products": Product,
+    "orders": Order,
+    "order_items": OrderItem,
+    "quarantine": Quarantine,
+    "event_ledger": EventLedger,
+}
+
+
+def silver_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["silver", name])
+
+
+@dg.multi_asset(
+    name="silver_apply_events",
+    specs=[
+        dg.AssetSpec(
+            silver_key(name),
+            deps=[EVENTS_KEY],
+            group_name="silver",
+            description=description(model),
+            metadata=spec_metadata(model.__table__),
+            kinds={"duckdb", "databricks", "pandera"},
+        )
+        for name, model in SILVER_MODELS.items()
+    ],
+)
+def silver_apply_events(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
+    """Validate and apply every Bronze event not applied yet, latest-wins by occurred_at."""
+    lh = lakehouse.get_lakehouse()
+    lh.create_tables()
+    result = apply_new_events(lh, run_id=context.run_id)
+    context.log.info(f"Silver: read {result.events_read} events: {result.outcomes}")
+    for name, model in SILVER_MODELS.items():
+        yield dg.MaterializeResult(
+            asset_key=silver_key(name),
+            metadata=materialized_metadata(
+                lh,
+                model.__table__,
+                events_read=result.events_read,
+                rows_staged=result.rows_staged.get(f"silver.{name}", 0),
+                outcomes=dg.MetadataValue.json(result.outcomes),
+                cursor_ingest_seq=result.cursor,
+            ),
+        )

@@ -1,0 +1,149 @@
+"""Read-only statements behind the asset checks; each returns numbers computed in the engine."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, and_, func, literal, or_, select
+
+from grid_assets.models.bronze import Event, RejectedEvent
+from grid_assets.models.gold import DailyRevenue, RevenueByCategory
+from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
+from grid_assets.queries.dialect import seconds_between
+from grid_assets.schemas.values import ORDER_STATUSES
+
+EVENTS = Event.__table__
+HEARTBEAT = "system.heartbeat"
+
+
+def grid_events_filter():  # noqa: ANN201
+    return ~EVENTS.c.event_type.startswith("pipeline.")
+
+
+def heartbeat_gaps() -> Select:
+    """Largest gap (seconds) between consecutive heartbeats, the heartbeat count and the latest."""
+    ordered = (
+        select(
+            EVENTS.c.occurred_at,
+            func.lag(EVENTS.c.occurred_at).over(order_by=EVENTS.c.occurred_at).label("previous"),
+        )
+        .where(EVENTS.c.event_type == HEARTBEAT)
+        .subquery("beats")
+    )
+    gap = seconds_between(ordered.c.previous, ordered.c.occurred_at)
+    return select(func.max(gap), func.count(), func.max(ordered.c.occurred_at))
+
+
+def last_grid_event_at() -> Select:
+    return select(func.max(EVENTS.c.occurred_at), func.max(EVENTS.c.ingested_at)).where(
+        grid_events_filter()
+    )
+
+
+def rejected_share() -> Select:
+    rejected = select(func.count()).select_from(RejectedEvent.__table__).scalar_subquery()
+    accepted = select(func.count()).where(grid_events_filter()).select_from(EVENTS).scalar_subquery()
+    return select(rejected, accepted)
+
+
+def reconciliation() -> Select:
+    """Bronze GRID events up to Silver's cursor vs the ledger, and quarantine vs the ledger."""
+    ledger = EventLedger.__table__
+    quarantine = Quarantine.__table__
+    cursor = (
+        select(func.coalesce(func.max(Cursor.__table__.c.last_ingest_seq), 0))
+        .where(Cursor.__table__.c.consumer == "silver")
+        .scalar_subquery()
+    )
+    bronze_seen = (
+        select(func.count())
+        .select_from(EVENTS)
+        .where(grid_events_filter(), EVENTS.c.ingest_seq <= cursor)
+        .scalar_subquery()
+    )
+    unaccounted = (
+        select(func.count())
+        .select_from(EVENTS)
+        .where(
+            grid_events_filter(),
+            EVENTS.c.ingest_seq <= cursor,
+            ~select(ledger.c.event_id).where(ledger.c.event_id == EVENTS.c.event_id).exists(),
+        )
+        .scalar_subquery()
+    )
+    ledger_rows = select(func.count()).select_from(ledger).scalar_subquery()
+    ledger_quarantined = (
+        select(func.count()).select_from(ledger).where(ledger.c.outcome == "quarantined")
+    ).scalar_subquery()
+    quarantined = select(func.count()).select_from(quarantine).scalar_subquery()
+    return select(
+        cursor.label("cursor"),
+        bronze_seen.label("bronze_events"),
+        ledger_rows.label("ledger_rows"),
+        unaccounted.label("unaccounted"),
+        ledger_quarantined.label("ledger_quarantined"),
+        quarantined.label("quarantine_rows"),
+    )
+
+
+def ledger_outcomes() -> Select:
+    ledger = EventLedger.__table__
+    return select(ledger.c.outcome, func.count()).group_by(ledger.c.outcome)
+
+
+def silver_violations() -> dict[str, Select]:
+    """Rule violations that must never reach Silver, each counted in the engine."""
+    products, orders, items = Product.__table__, Order.__table__, OrderItem.__table__
+    return {
+        "products_bad_price_or_key": select(func.count())
+        .select_from(products)
+        .where(
+            or_(
+                products.c.unit_price < 0,
+                products.c.product_id.is_(None),
+                products.c.category.is_(None),
+            )
+        ),
+        "orders_bad_status": select(func.count())
+        .select_from(orders)
+        .where(~orders.c.status.in_(ORDER_STATUSES)),
+        "order_items_bad_values": select(func.count())
+        .select_from(items)
+        .where(
+            or_(
+                items.c.quantity <= 0,
+                items.c.unit_price < 0,
+                items.c.discount < 0,
+                items.c.discount >= 1,
+            )
+        ),
+        "order_items_without_order": select(func.count())
+        .select_from(items)
+        .where(
+            ~select(orders.c.order_id)
+            .where(
+                and_(orders.c.order_id == items.c.order_id, orders.c.placed_event_id == items.c.event_id)
+            )
+            .exists()
+        ),
+    }
+
+
+def unknown_product_lines() -> Select:
+    products, items = Product.__table__, OrderItem.__table__
+    return (
+        select(func.count())
+        .select_from(items)
+        .where(~select(products.c.product_id).where(products.c.product_id == items.c.product_id).exists())
+    )
+
+
+def gold_totals() -> Select:
+    by_category, daily = RevenueByCategory.__table__, DailyRevenue.__table__
+    return select(
+        select(func.coalesce(func.sum(by_category.c.revenue), 0)).scalar_subquery(),
+        select(func.count()).select_from(by_category).scalar_subquery(),
+        select(func.coalesce(func.sum(by_category.c.units), 0)).scalar_subquery(),
+        select(func.coalesce(func.sum(daily.c.revenue), 0)).scalar_subquery(),
+        select(func.count()).select_from(daily).scalar_subquery(),
+        select(func.coalesce(func.sum(daily.c.order_count), 0)).scalar_subquery(),
+        literal(1),
+    )
