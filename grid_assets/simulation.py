@@ -38,6 +38,9 @@ BASE_MS = 1_767_571_200_000
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
 _EPOCH = date(1970, 1, 1)
+# Lookup tables: formatting integers is the costliest part of rendering a timestamp.
+_MINUTE_SECOND = tuple(f"{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+_MILLIS = tuple(f"{ms:03d}" for ms in range(1000))
 _UUID_RANDOM_BITS = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
@@ -129,8 +132,9 @@ class TrafficSummary:
     `lines` counts non-blank lines. `events_by_type` counts distinct envelope-valid events (the
     first line of each `event_id`), quarantine-worthy and unknown-type ones included; `quarantined`
     is a subset of them. `duplicates` and `conflicts` count later lines reusing an `event_id` with
-    the same or with different content. `late_events` were held back and written after events
-    that occurred later; `paid_before_placed` of them are placements written after their payment.
+    the same or with different content. `late_events` were held back and written well after they
+    occurred, mostly after events that occurred later; `paid_before_placed` of them are
+    placements written just after their own payment.
     """
 
     files: tuple[str, ...]
@@ -236,10 +240,11 @@ class _Traffic:
         self.products: list[_Product] = []
         self.order_seq = 0
         self.heartbeat_seq = 0
+        self.reject_turn = self.quarantine_turn = 0
 
         self.files: list[str] = []
         self.raw: IO[bytes] | None = None
-        self.handle: IO[bytes] | None = None
+        self.handle: IO[bytes] | gzip.GzipFile | None = None
         self.buffer: list[str] = []
         self.boundary = 0
         self.written = 0
@@ -271,8 +276,7 @@ class _Traffic:
             if len(self.hours) > 256:  # events cluster around the clock: a small cache suffices
                 self.hours.clear()
             self.hours[hour] = prefix
-        minutes, rem = divmod(rem, 60_000)
-        return f"{prefix}{minutes:02d}:{rem // 1000:02d}.{rem % 1000:03d}{suffix}"
+        return f"{prefix}{_MINUTE_SECOND[rem // 1000]}.{_MILLIS[rem % 1000]}{suffix}"
 
     def occurred(self, ms: int) -> str:
         # Most producers speak UTC; some report the same instant in local time with its offset.
@@ -340,9 +344,12 @@ class _Traffic:
     def deliver(self, event: Event, qkind: str | None, flag: int) -> None:
         """Write a first-seen valid event, or hold it back to arrive late."""
         if flag == _ON_TIME and self.rnd() < LATE_SHARE:
-            # Mostly minutes to hours late, now and then more than a day: far enough to land in
-            # a later file than events that occurred after it.
-            delay = min(int(self.rng.expovariate(1 / (2 * _HOUR_MS))), 3 * _DAY_MS)
+            # Mostly minutes to an hour or two late; one in five between 6 hours and 3 days, far
+            # enough to land in a later file than events that occurred after it.
+            if self.rnd() < 0.8:
+                delay = int(self.rng.expovariate(1 / _HOUR_MS))
+            else:
+                delay = 6 * _HOUR_MS + int(self.rnd() * 66 * _HOUR_MS)
             self.schedule(self.clock + delay, event, qkind, _LATE)
             return
         if flag != _ON_TIME:
@@ -483,7 +490,10 @@ class _Traffic:
                 )
                 shipped = self.envelope("order.shipped", at, "grid-fulfillment", payload)
                 self.schedule(at, shipped, None, _ON_TIME)
-        self.schedule(placed_at, placed, None, placed_flag)
+        if placed_flag == _ON_TIME:
+            self.deliver(placed, None, _ON_TIME)  # it happens now: no need to queue it
+        else:
+            self.schedule(placed_at, placed, None, placed_flag)
 
     def cancellation(self, order_id: str, at: int) -> Event:
         payload = f'{{"order_id":"{order_id}","reason":"{self.pick(_CANCEL_REASONS)}"}}'
@@ -502,7 +512,9 @@ class _Traffic:
 
     def broken_domain_event(self) -> tuple[Event, str]:
         """A valid envelope whose payload breaks exactly one Silver rule."""
-        kind = self.pick(QUARANTINE_KINDS)
+        # Kinds take turns, so even a small sample holds every one of them.
+        kind = QUARANTINE_KINDS[self.quarantine_turn % len(QUARANTINE_KINDS)]
+        self.quarantine_turn += 1
         if kind in ("missing_product_id", "missing_category", "unit_price_too_precise"):
             product = self.pick(self.products)
             payload = self.product_payload(product)
@@ -541,7 +553,8 @@ class _Traffic:
 
     def reject_line(self) -> None:
         """A line that breaks the envelope contract in exactly one way."""
-        kind = self.pick(REJECT_KINDS)
+        kind = REJECT_KINDS[self.reject_turn % len(REJECT_KINDS)]
+        self.reject_turn += 1
         event: dict[str, Any] = {
             "event_id": self.event_id(),
             "event_type": "order.paid",
@@ -611,8 +624,8 @@ class _Traffic:
         else:
             self.deliver(self.unknown_event(), None, _ON_TIME)
 
-    def run(self) -> TrafficSummary:
-        self.create_catalogue()
+    def loop(self) -> None:
+        """Write lines until the budget is spent, always taking the earliest thing due next."""
         rnd, heap = self.rnd, self.heap
         bad_cut = self.bad_share
         dup_cut = bad_cut + DUPLICATE_SHARE
@@ -636,9 +649,15 @@ class _Traffic:
                 self.spontaneous()
                 factor = _HOURLY_GAP_FACTOR[self.clock // _HOUR_MS % 24]
                 self.clock += int(self.rng.expovariate(1 / _MEAN_GAP_MS) * factor) + 1
-        while len(self.files) < self.n_files:  # files left empty when n_events < n_files
-            self.open_next_file()
-        self.close_file()
+
+    def run(self) -> TrafficSummary:
+        try:
+            self.create_catalogue()
+            self.loop()
+            while len(self.files) < self.n_files:  # files left empty when n_events < n_files
+                self.open_next_file()
+        finally:
+            self.close_file()
         return TrafficSummary(
             files=tuple(self.files),
             lines=self.written,

@@ -1,0 +1,107 @@
+"""Tier 1: the raw line parser, against every envelope rule of the contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from grid_assets.ingest.envelope import Envelope, Rejection, content_hash, parse_line
+
+VALID = {
+    "event_id": "e-1",
+    "event_type": "product.created",
+    "occurred_at": "2026-03-01T10:00:00+02:00",
+    "source": "grid-web",
+    "payload": {"product_id": "P1", "unit_price": 12.50},
+}
+
+
+def _line(**overrides: object) -> str:
+    envelope = {**VALID, **overrides}
+    return json.dumps({k: v for k, v in envelope.items() if v is not _MISSING})
+
+
+_MISSING = object()
+
+
+def test_valid_line_keeps_payload_text_verbatim_and_normalises_instant_to_utc() -> None:
+    line = '{"event_id":"e-1","event_type":"x","occurred_at":"2026-03-01T10:00:00+02:00",' \
+           '"payload": {"unit_price": 12.50,  "n": 1e2}}'
+    parsed = parse_line(line)
+    assert isinstance(parsed, Envelope)
+    assert parsed.payload_text == '{"unit_price": 12.50,  "n": 1e2}'
+    assert parsed.occurred_at == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    assert parsed.source == "unknown"
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_blank_lines_are_ignored(blank: str) -> None:
+    assert parse_line(blank) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "not_a_json_object"),
+        ("42", "not_a_json_object"),
+        ('{"event_id": "x",', "invalid_json"),
+        ('{"a": 1} trailing', "invalid_json"),
+        (_line(event_id=_MISSING), "missing_event_id"),
+        (_line(event_id=""), "invalid_event_id"),
+        (_line(event_id="   "), "invalid_event_id"),
+        (_line(event_id=7), "invalid_event_id"),
+        (_line(event_type=_MISSING), "missing_event_type"),
+        (_line(event_type=None), "invalid_event_type"),
+        (_line(occurred_at=_MISSING), "missing_occurred_at"),
+        (_line(occurred_at="2026-03-01T10:00:00"), "occurred_at_without_offset"),
+        (_line(occurred_at="2026-03-01"), "occurred_at_without_offset"),
+        (_line(occurred_at="yesterday"), "invalid_occurred_at"),
+        (_line(occurred_at=1700000000), "invalid_occurred_at"),
+        (_line(payload=_MISSING), "missing_payload"),
+        (_line(payload=[1]), "invalid_payload"),
+        (_line(payload="{}"), "invalid_payload"),
+        (_line(source=12), "invalid_source"),
+    ],
+)
+def test_each_envelope_rule_is_a_named_rejection(line: str, reason: str) -> None:
+    parsed = parse_line(line)
+    assert isinstance(parsed, Rejection)
+    assert parsed.reason.startswith(reason) or reason in parsed.reason.split("; ")
+
+
+def test_every_broken_rule_is_reported_at_once() -> None:
+    parsed = parse_line('{"occurred_at": "2026-01-01T00:00:00", "payload": 3}')
+    assert isinstance(parsed, Rejection)
+    assert parsed.reason.split("; ") == [
+        "missing_event_id",
+        "missing_event_type",
+        "occurred_at_without_offset",
+        "invalid_payload",
+    ]
+
+
+def test_content_hash_is_about_the_json_value_not_its_spelling() -> None:
+    a = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
+                   '"payload":{"p":1.50,"q":10}}')
+    b = parse_line('{ "payload" : {"q":10.0, "p":1.5}, "occurred_at":"2026-01-01T00:00:00Z",'
+                   ' "event_type":"t","event_id":"e" }')
+    c = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
+                   '"payload":{"p":"1.5","q":10}}')
+    assert isinstance(a, Envelope) and isinstance(b, Envelope) and isinstance(c, Envelope)
+    assert a.content_hash == b.content_hash
+    assert a.content_hash != c.content_hash  # a string is not the number it spells
+
+
+def test_content_hash_distinguishes_tiny_money_differences() -> None:
+    def hashed(price: str) -> str:
+        parsed = parse_line(_line(payload={}).replace('"payload": {}', f'"payload": {{"p": {price}}}'))
+        assert isinstance(parsed, Envelope)
+        return parsed.content_hash
+
+    assert hashed("0.1") == hashed("0.100000")
+    assert hashed("0.1") != hashed("0.1000001")
+    assert hashed("12345678901234567890.1") != hashed("12345678901234567890.2")
+    assert content_hash({"a": [1, {"b": None}]}) == content_hash({"a": [1, {"b": None}]})
