@@ -21,10 +21,15 @@ UNKNOWN_CATEGORY = "unknown"
 
 
 def line_revenue(items: FromClause = ORDER_ITEMS) -> ColumnElement:
-    """quantity * unit_price * (1 - discount), exact: at most 12 decimal places."""
+    """quantity * unit_price * (1 - discount), exact: at most 12 decimal places.
+
+    DECIMAL(19, 6) rather than the stored (18, 6): DuckDB multiplies two 18-digit decimals in
+    64-bit integers and overflows, while 19 digits move it to 128-bit; Spark's result stays
+    within 38 digits (19+7+1, then +10+1), so it keeps all 12 decimal places too.
+    """
     net_factor = cast(1 - items.c.discount, Numeric(7, 6))
     return (
-        cast(items.c.unit_price, Numeric(18, 6))
+        cast(items.c.unit_price, Numeric(19, 6))
         * net_factor
         * cast(items.c.quantity, Numeric(10, 0))
     )

@@ -1,0 +1,98 @@
+"""Tier 2: sensors, checks and the schedule invoked directly against a throwaway lakehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from grid_assets.defs.bronze.checks import heartbeat_gaps, rejected_share
+from grid_assets.defs.bronze.sensors import landing_files_sensor, new_events_sensor
+from grid_assets.defs.gold.schedules import nightly_medallion_schedule
+from grid_assets.defs.resources import LandingFolder
+from grid_assets.defs.silver.checks import events_reconcile
+from grid_assets.etl.bronze import ingest_landing
+from grid_assets.etl.silver import apply_new_events
+from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets_tests.conftest import write_events
+
+
+def beat(eid: str, at: str) -> dict:
+    return {"event_id": eid, "event_type": "system.heartbeat", "occurred_at": at, "payload": {}}
+
+
+def resource_for(lakehouse: Lakehouse) -> LakehouseResource:
+    return LakehouseResource(duckdb_path=str(lakehouse.engine.url.database))
+
+
+def test_landing_sensor_fires_on_new_or_grown_files_only(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    folder = LandingFolder(path=str(landing))
+    empty = landing_files_sensor(dg.build_sensor_context(resources={"landing": folder}))
+    assert isinstance(empty, dg.SkipReason)
+
+    write_events(landing / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z")])
+    context = dg.build_sensor_context(resources={"landing": folder})
+    request = landing_files_sensor(context)
+    assert isinstance(request, dg.RunRequest)
+    cursor = context.cursor
+    assert json.loads(cursor) == {"a.ndjson": (landing / "a.ndjson").stat().st_size}
+
+    again = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": folder}))
+    assert isinstance(again, dg.SkipReason)
+
+    with (landing / "a.ndjson").open("a") as handle:
+        handle.write(json.dumps(beat("b2", "2026-01-01T00:05:00Z")) + "\n")
+    grown = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": folder}))
+    assert isinstance(grown, dg.RunRequest) and grown.tags["grid/changed_files"] == "a.ndjson"
+
+
+def test_new_events_sensor_ignores_the_pipelines_own_events(tmp_path: Path, lakehouse: Lakehouse) -> None:
+    resource = resource_for(lakehouse)
+    write_events(tmp_path / "l" / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z")])
+    ingest_landing(lakehouse, tmp_path / "l")
+    first = new_events_sensor(dg.build_sensor_context(resources={"lakehouse": resource}))
+    assert isinstance(first, dg.RunRequest) and first.run_key == "events-through-1"
+
+    apply_new_events(lakehouse)  # writes pipeline.* events after the heartbeat
+    after = new_events_sensor(dg.build_sensor_context(resources={"lakehouse": resource}))
+    assert isinstance(after, dg.SkipReason)
+
+
+def test_heartbeat_gap_check_fails_when_grid_goes_quiet(tmp_path: Path, lakehouse: Lakehouse) -> None:
+    resource = resource_for(lakehouse)
+    write_events(tmp_path / "l" / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z"),
+                                               beat("b2", "2026-01-01T00:30:00Z")])
+    ingest_landing(lakehouse, tmp_path / "l")
+    ok = heartbeat_gaps(lakehouse=resource)
+    assert ok.passed and ok.metadata["max_gap_seconds"].value == 1800
+
+    write_events(tmp_path / "l" / "b.ndjson", [beat("b3", "2026-01-01T03:00:00Z")])
+    ingest_landing(lakehouse, tmp_path / "l")
+    stalled = heartbeat_gaps(lakehouse=resource)
+    assert not stalled.passed and stalled.metadata["max_gap_seconds"].value == 9000
+    assert stalled.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_rejected_share_and_reconciliation(tmp_path: Path, lakehouse: Lakehouse) -> None:
+    resource = resource_for(lakehouse)
+    write_events(tmp_path / "l" / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z"), "junk"])
+    ingest_landing(lakehouse, tmp_path / "l")
+    share = rejected_share(lakehouse=resource)
+    assert not share.passed and share.metadata["rejected"].value == 1
+
+    apply_new_events(lakehouse)
+    assert events_reconcile(lakehouse=resource).passed
+    with lakehouse.begin() as conn:  # an event silently lost by Silver must be caught
+        from grid_assets.models.silver import EventLedger
+
+        conn.execute(EventLedger.__table__.delete())
+    broken = events_reconcile(lakehouse=resource)
+    assert not broken.passed and broken.metadata["unaccounted"].value == 1
+
+
+def test_nightly_schedule_targets_the_whole_graph() -> None:
+    assert nightly_medallion_schedule.cron_schedule == "0 2 * * *"
+    assert nightly_medallion_schedule.execution_timezone == "UTC"
+    assert nightly_medallion_schedule.job_name == "medallion_job"
