@@ -80,6 +80,41 @@ def _scan_object(line: str) -> tuple[dict[str, Any], dict[str, str]]:
     return values, texts
 
 
+def _payload_text_fast(line: str, payload: dict[str, Any]) -> str | None:
+    """The payload's source text when it is the object's last member (GRID's usual layout).
+
+    A `"payload"` key whose value is followed only by the closing brace of the line can only be
+    a top-level member; the decoded value must also equal the payload already decoded.
+    """
+    position = line.rfind('"payload"')
+    while position != -1:
+        colon = _WHITESPACE.match(line, position + 9).end()
+        if line[colon : colon + 1] == ":":
+            start = _WHITESPACE.match(line, colon + 1).end()
+            try:
+                value, end = _scan_once(line, start)
+            except StopIteration:
+                value, end = None, start
+            if line[end:].strip() == "}" and value == payload:
+                return line[start:end]
+        position = line.rfind('"payload"', 0, position)
+    return None
+
+
+def _decode(line: str) -> tuple[dict[str, Any], str | None]:
+    """The envelope's members and the payload's verbatim text (None if there is no object)."""
+    values = _DECODER.decode(line)  # C scanner; raises JSONDecodeError on invalid JSON
+    if not isinstance(values, dict):
+        raise _NotAnObject
+    payload = values.get("payload")
+    if not isinstance(payload, dict):
+        return values, None
+    text = _payload_text_fast(line, payload)
+    if text is None:
+        text = _scan_object(line)[1]["payload"]
+    return values, text
+
+
 def _canonical_number(value: Decimal) -> dict[str, str]:
     # Tagged so that 1.50 and 1.5 hash alike (same JSON value) but never like the string "1.5".
     return {"$number": format(value.normalize(), "f")}
@@ -116,7 +151,7 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
     if not raw.strip():
         return None
     try:
-        values, texts = _scan_object(raw)
+        values, payload_text = _decode(raw)
     except _NotAnObject:
         return Rejection("not_a_json_object")
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -150,6 +185,6 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         event_type=values["event_type"],
         occurred_at=occurred_at,
         source=source,
-        payload_text=texts["payload"],
+        payload_text=payload_text or "",
         content_hash=content_hash(values),
     )
