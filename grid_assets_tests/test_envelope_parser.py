@@ -83,7 +83,11 @@ def test_every_broken_rule_is_reported_at_once() -> None:
     ]
 
 
-def test_content_hash_is_about_the_json_value_not_its_spelling() -> None:
+def same(a: Envelope, b: Envelope) -> bool:
+    return a.same_content(b.envelope_hash, b.payload_text)
+
+
+def test_same_content_is_about_the_json_value_not_its_spelling() -> None:
     a = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
                    '"payload":{"p":1.50,"q":10}}')
     b = parse_line('{ "payload" : {"q":10.0, "p":1.5}, "occurred_at":"2026-01-01T00:00:00Z",'
@@ -91,17 +95,21 @@ def test_content_hash_is_about_the_json_value_not_its_spelling() -> None:
     c = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
                    '"payload":{"p":"1.5","q":10}}')
     assert isinstance(a, Envelope) and isinstance(b, Envelope) and isinstance(c, Envelope)
-    assert a.content_hash == b.content_hash
-    assert a.content_hash != c.content_hash  # a string is not the number it spells
+    assert same(a, b) and same(b, a)
+    assert not same(a, c)  # a string is not the number it spells
+    d = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00+00:00",'
+                   '"payload":{"p":1.50,"q":10}}')
+    assert isinstance(d, Envelope)
+    assert not same(a, d)  # another spelling of the instant is another JSON value
 
 
-def test_content_hash_distinguishes_tiny_money_differences() -> None:
-    def hashed(price: str) -> str:
-        parsed = parse_line(_line(payload={}).replace('"payload": {}', f'"payload": {{"p": {price}}}'))
-        assert isinstance(parsed, Envelope)
-        return parsed.content_hash
+def test_same_content_distinguishes_tiny_money_differences() -> None:
+    def parsed(price: str) -> Envelope:
+        result = parse_line(_line(payload={}).replace('"payload": {}', f'"payload": {{"p": {price}}}'))
+        assert isinstance(result, Envelope)
+        return result
 
-    assert hashed("0.1") == hashed("0.100000")
-    assert hashed("0.1") != hashed("0.1000001")
-    assert hashed("12345678901234567890.1") != hashed("12345678901234567890.2")
+    assert same(parsed("0.1"), parsed("0.100000"))
+    assert not same(parsed("0.1"), parsed("0.1000001"))
+    assert not same(parsed("12345678901234567890.1"), parsed("12345678901234567890.2"))
     assert content_hash({"a": [1, {"b": None}]}) == content_hash({"a": [1, {"b": None}]})

@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=REPO_ROOT / "data" / "landing" / "simulated",
-        help="landing folder (default: data/landing/simulated in the repository)",
+        default=REPO_ROOT / "data" / "landing",
+        help="landing folder (default: data/landing, the default GRID_LANDING_DIR)",
     )
     parser.add_argument(
         "--bad-share", type=float, default=0.02, help="share of lines that are bad input"

@@ -56,7 +56,7 @@ class _Batch:
 
 def _classify(lines: list[RawLine], result: BronzeResult) -> _Batch:
     batch = _Batch()
-    seen: dict[str, str] = {}
+    seen: dict[str, Envelope] = {}
     for line in lines:
         if line.text is None:
             batch.rejected.append((line, "invalid_utf8", None))
@@ -67,9 +67,9 @@ def _classify(lines: list[RawLine], result: BronzeResult) -> _Batch:
         elif isinstance(parsed, Rejection):
             batch.rejected.append((line, parsed.reason, None))
         elif parsed.event_id not in seen:
-            seen[parsed.event_id] = parsed.content_hash
+            seen[parsed.event_id] = parsed
             batch.events.append((line, parsed))
-        elif seen[parsed.event_id] == parsed.content_hash:
+        elif seen[parsed.event_id].same_content(parsed.envelope_hash, parsed.payload_text):
             result.duplicates += 1
         else:
             batch.rejected.append((line, "event_id_conflict", parsed.event_id))
@@ -86,7 +86,7 @@ def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, no
             "ingested_at": pa.array([now] * len(events), _INSTANT),
             "source": [e.source for _, e in events],
             "payload": [e.payload_text for _, e in events],
-            "content_hash": [e.content_hash for _, e in events],
+            "envelope_hash": [e.envelope_hash for _, e in events],
             "source_file": [line.source_file for line, _ in events],
             "line_number": pa.array([line.line_number for line, _ in events], pa.int32()),
             "run_id": pa.array([run_id] * len(events), pa.string()),
@@ -121,15 +121,15 @@ def _write_batch(
         with lakehouse.staged(conn, rows, EVENTS) as stage:
             # Already stored under the same id: identical content is a duplicate, else a conflict.
             matches = conn.execute(
-                select(stage.c.batch_pos, EVENTS.c.content_hash == stage.c.content_hash).join(
+                select(stage.c.batch_pos, EVENTS.c.envelope_hash, EVENTS.c.payload).join(
                     EVENTS, EVENTS.c.event_id == stage.c.event_id
                 )
             ).all()
-            for position, identical in matches:
-                if identical:
+            for position, stored_hash, stored_payload in matches:
+                line, envelope = batch.events[position - 1]
+                if envelope.same_content(stored_hash, stored_payload):
                     result.duplicates += 1
                 else:
-                    line, envelope = batch.events[position - 1]
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
             base = conn.execute(select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0))).scalar()
             columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]

@@ -37,7 +37,9 @@ def emit(
             ingested_at=now,
             source=PIPELINE_SOURCE,
             payload=payload_text,
-            content_hash=content_hash(json.loads(payload_text)),
+            envelope_hash=content_hash(
+                {"event_id": event_id, "event_type": event_type, "source": PIPELINE_SOURCE}
+            ),
             run_id=run_id,
         )
     )

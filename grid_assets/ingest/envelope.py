@@ -30,7 +30,19 @@ class Envelope:
     occurred_at: datetime
     source: str
     payload_text: str
-    content_hash: str
+    envelope_hash: str  # canonical hash of every member but the payload
+
+    def same_content(self, envelope_hash: str, payload_text: str) -> bool:
+        """Whether another occurrence (its envelope hash and payload text) is the same JSON value.
+
+        Cheap in the usual case (identical spelling); parses both payloads only when the text
+        differs, which happens for a handful of re-sent events, never per line.
+        """
+        if envelope_hash != self.envelope_hash:
+            return False
+        return payload_text == self.payload_text or payload_hash(payload_text) == payload_hash(
+            self.payload_text
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,10 @@ def content_hash(value: Any) -> str:
 
 
 
+def payload_hash(payload_text: str) -> str:
+    return content_hash(_DECODER.decode(payload_text))
+
+
 def parse_instant(value: Any) -> datetime | str:
     """An ISO-8601 instant with an explicit offset, as UTC; or the reason it is not one."""
     if not isinstance(value, str) or not value.strip():
@@ -186,5 +202,5 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         occurred_at=occurred_at,
         source=source,
         payload_text=payload_text or "",
-        content_hash=content_hash(values),
+        envelope_hash=content_hash({k: v for k, v in values.items() if k != "payload"}),
     )

@@ -28,7 +28,9 @@ class Event(Base):
     ingested_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
     source: Mapped[str] = mapped_column(Key, nullable=False)
     payload: Mapped[str] = mapped_column(JsonText, nullable=False)
-    content_hash: Mapped[str] = mapped_column(Key, nullable=False)
+    # Hash of the canonical JSON of every envelope member but the payload: with the payload text,
+    # it tells a re-sent duplicate from a different event reusing the id.
+    envelope_hash: Mapped[str] = mapped_column(Key, nullable=False)
     source_file: Mapped[str | None] = mapped_column(Key)
     line_number: Mapped[int | None] = mapped_column(Integer)
     run_id: Mapped[str | None] = mapped_column(Key)
