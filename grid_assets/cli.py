@@ -6,12 +6,20 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import select
 
 from grid_assets.settings import ConfigurationError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="GRID lakehouse pipeline.")
+# Tracebacks are printed by main() with secrets masked; typer's own pretty tracebacks would also
+# print every frame's local variables (connection arguments included).
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="GRID lakehouse pipeline.",
+    pretty_exceptions_enable=False,
+)
 console = Console()
 
 
@@ -34,20 +42,41 @@ def run(
     show_gold: bool = typer.Option(True, help="Print the Gold tables after the run."),
 ) -> None:
     """Materialize every asset once (checks included) on GRID_LANDING_DIR; exit 1 on failure."""
-    import dagster as dg
-
-    from grid_assets.definitions import build_definitions
     from grid_assets.logging_redaction import install_redaction
-    from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
     from grid_assets.settings import load_settings
 
     install_redaction()
+    # Settings first, before the heavy imports below: a misconfigured environment fails in ~1 s.
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
+        console.print(
+            f"[red]Configuration error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(2) from None
+
+    import dagster as dg
+
+    from grid_assets.definitions import build_definitions
+    from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
+    from grid_assets.resources.engines import LakehouseConnectionError
+    from grid_assets.resources.lakehouse import ping
+
     defs = build_definitions(settings)
+    # EnvVar fields resolve here, as they would in a run (the unresolved resource holds names).
+    resource = defs.resources["lakehouse"].process_config_and_initialize()  # type: ignore
+    if not settings.is_local:
+        # Reach the warehouse once before starting: an unreachable or misconfigured warehouse is
+        # one bounded, masked message (host and HTTP path named), not a failed run.
+        try:
+            ping(resource.get_lakehouse())
+        except (ConfigurationError, LakehouseConnectionError) as exc:
+            console.print(
+                f"[red]Lakehouse unreachable:[/red] {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(3) from None
     job = defs.resolve_job_def("medallion_job")
     where = settings.duckdb_path if settings.is_local else "Databricks"
     console.print(f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}")
@@ -82,9 +111,8 @@ def run(
             failed_checks.append(evaluation.check_name)
     console.print(checks)
 
-    resource = defs.resources["lakehouse"]
     if result.success and show_gold:
-        lakehouse = resource.get_lakehouse()  # type: ignore[union-attr]
+        lakehouse = resource.get_lakehouse()
         for model, order in (
             (RevenueByCategory, "category"),
             (DailyRevenue, "order_date"),
@@ -109,7 +137,14 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # Last resort: the traceback, with every secret masked, on stderr; exit status 1.
+        from grid_assets.logging_redaction import format_exception_redacted
+
+        sys.stderr.write(format_exception_redacted(exc))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

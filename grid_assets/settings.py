@@ -2,6 +2,17 @@
 
 Nothing here reads the environment at import time; callers ask for `load_settings()` when the code
 location is built, so a misconfigured production deploy fails at load with one clear message.
+
+Rules (contract, section 1):
+
+- `GRID_ENV` is `local` or `production` (surrounding blanks ignored); any other non-empty value
+  is an error. Empty counts as unset.
+- Unset `GRID_ENV` means `local` only when no `DATABRICKS_*` variable is present in the
+  environment, even an empty one; otherwise the environment is production. A partial Databricks
+  configuration is therefore an error, never a silent fallback to DuckDB.
+- In production every one of `DATABRICKS_SERVER_HOSTNAME`, `DATABRICKS_HTTP_PATH`,
+  `DATABRICKS_TOKEN`, `DATABRICKS_CATALOG` must be non-empty. All problems are reported in one
+  `ConfigurationError` that names the variables and never contains a secret value.
 """
 
 from __future__ import annotations
@@ -23,9 +34,16 @@ REQUIRED_DATABRICKS_VARS = (
     "DATABRICKS_TOKEN",
     "DATABRICKS_CATALOG",
 )
+SECRET_VARS = frozenset({"DATABRICKS_TOKEN"})
+SCHEMA_PREFIX_VAR = "DATABRICKS_SCHEMA_PREFIX"
+# Optional: seconds allowed to open a warehouse connection (engines.DEFAULT_CONNECT_TIMEOUT_S).
+CONNECT_TIMEOUT_VAR = "GRID_DATABRICKS_CONNECT_TIMEOUT_S"
+MAX_CONNECT_TIMEOUT_S = 3600
 # Catalog and schema names end up inside DDL, so only plain identifiers are accepted.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_]{0,64}$")
+# host or host:port, no scheme, no path (the connector adds https:// and the port itself).
+HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::\d{1,5})?$")
 
 
 class ConfigurationError(RuntimeError):
@@ -46,22 +64,28 @@ class Settings:
     duckdb_path: Path | None = None
     schema_prefix: str = ""
     databricks_vars: tuple[str, ...] = field(default=())
+    connect_timeout_s: int | None = None
 
     @property
     def is_local(self) -> bool:
         return self.environment is Environment.LOCAL
 
 
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
 def resolve_environment(environ: Mapping[str, str] | None = None) -> Environment:
     """`GRID_ENV` if set; otherwise production as soon as any `DATABRICKS_*` variable is present."""
-    env = os.environ if environ is None else environ
+    env = _environ(environ)
     raw = env.get("GRID_ENV", "").strip()
     if raw:
         try:
-            return Environment(raw.lower())
+            return Environment(raw)
         except ValueError:
+            shown = raw if len(raw) <= 40 else raw[:40] + "..."
             raise ConfigurationError(
-                f"GRID_ENV must be 'local' or 'production', got {raw!r}."
+                f"GRID_ENV must be 'local' or 'production', got {shown!r}."
             ) from None
     if any(name.startswith("DATABRICKS_") for name in env):
         return Environment.PRODUCTION
@@ -69,11 +93,14 @@ def resolve_environment(environ: Mapping[str, str] | None = None) -> Environment
 
 
 def missing_databricks_vars(environ: Mapping[str, str] | None = None) -> list[str]:
-    env = os.environ if environ is None else environ
+    """Required Databricks variables that are unset or blank, in the contract's order."""
+    env = _environ(environ)
     return [name for name in REQUIRED_DATABRICKS_VARS if not env.get(name, "").strip()]
 
 
-def validate_identifier(value: str, what: str, pattern: re.Pattern[str] = IDENTIFIER_PATTERN) -> str:
+def validate_identifier(
+    value: str, what: str, pattern: re.Pattern[str] = IDENTIFIER_PATTERN
+) -> str:
     if not pattern.fullmatch(value):
         raise ConfigurationError(
             f"{what} must match {pattern.pattern} (letters, digits, underscores); got {value!r}."
@@ -81,9 +108,58 @@ def validate_identifier(value: str, what: str, pattern: re.Pattern[str] = IDENTI
     return value
 
 
+def hostname_problem(value: str) -> str | None:
+    """Why `value` cannot be a DATABRICKS_SERVER_HOSTNAME, or None. Never echoes the value."""
+    value = value.strip()
+    if "://" in value:
+        return "DATABRICKS_SERVER_HOSTNAME must be a bare host name: drop the scheme (https://)"
+    if "/" in value:
+        return "DATABRICKS_SERVER_HOSTNAME must be a bare host name: drop the path"
+    if not HOSTNAME_PATTERN.fullmatch(value):
+        return "DATABRICKS_SERVER_HOSTNAME must look like adb-123.4.azuredatabricks.net[:port]"
+    return None
+
+
+def connect_timeout_problem(raw: str) -> str | None:
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_CONNECT_TIMEOUT_S:
+        return (
+            f"{CONNECT_TIMEOUT_VAR} must be a whole number of seconds in 1..{MAX_CONNECT_TIMEOUT_S}"
+        )
+    return None
+
+
+def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Everything wrong with the production variables, one sentence each, no values echoed."""
+    env = _environ(environ)
+    problems: list[str] = []
+    missing = missing_databricks_vars(env)
+    if missing:
+        problems.append("these required variables are missing or empty: " + ", ".join(missing))
+    hostname = env.get("DATABRICKS_SERVER_HOSTNAME", "").strip()
+    if hostname and (problem := hostname_problem(hostname)):
+        problems.append(problem)
+    http_path = env.get("DATABRICKS_HTTP_PATH", "").strip()
+    if http_path and (not http_path.startswith("/") or any(c.isspace() for c in http_path)):
+        problems.append("DATABRICKS_HTTP_PATH must look like /sql/1.0/warehouses/<id>")
+    catalog = env.get("DATABRICKS_CATALOG", "").strip()
+    if catalog and not IDENTIFIER_PATTERN.fullmatch(catalog):
+        problems.append(
+            "DATABRICKS_CATALOG must be a plain identifier (letters, digits, underscores)"
+        )
+    prefix = env.get(SCHEMA_PREFIX_VAR, "").strip()
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        problems.append(
+            f"{SCHEMA_PREFIX_VAR} may only hold letters, digits and underscores (64 at most)"
+        )
+    timeout = env.get(CONNECT_TIMEOUT_VAR, "").strip()
+    if timeout and (problem := connect_timeout_problem(timeout)):
+        problems.append(problem)
+    return problems
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the environment; raise one `ConfigurationError` naming every problem."""
-    env = os.environ if environ is None else environ
+    env = _environ(environ)
     environment = resolve_environment(env)
     landing_raw = env.get("GRID_LANDING_DIR", "").strip()
     landing_dir = Path(landing_raw).expanduser() if landing_raw else DEFAULT_LANDING_DIR
@@ -93,19 +169,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         duckdb_path = Path(db_raw).expanduser() if db_raw else DEFAULT_DUCKDB_PATH
         return Settings(environment, landing_dir.resolve(), duckdb_path=duckdb_path.resolve())
 
-    missing = missing_databricks_vars(env)
-    if missing:
+    problems = databricks_problems(env)
+    if problems:
+        why = (
+            "GRID_ENV is production"
+            if env.get("GRID_ENV", "").strip()
+            else ("a DATABRICKS_* variable is set, so the environment is production")
+        )
         raise ConfigurationError(
-            "GRID_ENV is production but these required variables are missing or empty: "
-            + ", ".join(missing)
+            f"{why}, but the Databricks configuration is unusable: "
+            + "; ".join(problems)
             + ". Production never falls back to a local database; set them (see README)."
         )
-    validate_identifier(env["DATABRICKS_CATALOG"].strip(), "DATABRICKS_CATALOG")
-    prefix = env.get("DATABRICKS_SCHEMA_PREFIX", "").strip()
-    validate_identifier(prefix, "DATABRICKS_SCHEMA_PREFIX", PREFIX_PATTERN)
+    timeout = env.get(CONNECT_TIMEOUT_VAR, "").strip()
     return Settings(
         environment,
         landing_dir,
-        schema_prefix=prefix,
+        schema_prefix=env.get(SCHEMA_PREFIX_VAR, "").strip(),
         databricks_vars=REQUIRED_DATABRICKS_VARS,
+        connect_timeout_s=int(timeout) if timeout else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import DEFAULT_LANDING_DIR, Settings
 
@@ -17,7 +18,10 @@ class LandingFolder(dg.ConfigurableResource):
 def lakehouse_resource(settings: Settings) -> LakehouseResource:
     if settings.is_local:
         return LakehouseResource(environment="local", duckdb_path=str(settings.duckdb_path))
-    # EnvVar keeps the values out of the run config the UI shows; only the names appear there.
+    # EnvVar keeps the values out of the resource config the UI shows (it displays
+    # {"env": "DATABRICKS_TOKEN"}), and each step process reads them from its own environment.
+    # load_settings() has already checked that every one is set and non-empty.
+    timeout = settings.connect_timeout_s or engines.DEFAULT_CONNECT_TIMEOUT_S
     return LakehouseResource(
         environment="production",
         server_hostname=dg.EnvVar("DATABRICKS_SERVER_HOSTNAME"),
@@ -25,6 +29,7 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
         access_token=dg.EnvVar("DATABRICKS_TOKEN"),
         catalog=dg.EnvVar("DATABRICKS_CATALOG"),
         schema_prefix=settings.schema_prefix,
+        connect_timeout_seconds=timeout,
     )
 
 

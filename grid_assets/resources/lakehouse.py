@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 from sqlalchemy import (
     Column,
     Connection,
@@ -27,7 +28,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema
 from sqlalchemy.sql import FromClause
 
-from grid_assets.models.base import LAYERS, Base
+from grid_assets.models import metadata
+from grid_assets.models.base import LAYERS
 from grid_assets.queries.dialect import InsertOverwrite
 from grid_assets.resources import engines
 from grid_assets.settings import DEFAULT_DUCKDB_PATH, validate_identifier
@@ -59,18 +61,32 @@ class Lakehouse:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection, waiting (bounded) while another process holds DuckDB's file lock."""
+        """A connection, waiting (bounded) while another process holds DuckDB's file lock.
+
+        On other engines any failure to connect raises `engines.LakehouseConnectionError`
+        (bounded in time, masked, naming host and HTTP path)."""
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
+            failure: Exception | None = None
             try:
                 conn = self.engine.connect()
                 break
+            except engines.LakehouseConnectionError:
+                raise
             except DBAPIError as exc:
-                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                if self.dialect != "duckdb":
+                    failure = engines.connection_error(self.engine, exc)
+                elif not _is_lock_error(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            except Exception as exc:
+                if self.dialect == "duckdb" or not engines.is_transport_error(exc):
+                    raise
+                failure = engines.connection_error(self.engine, exc)
+            if failure is not None:
+                raise failure  # outside the except blocks: no driver exception chained
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
         try:
             yield conn.execution_options(schema_translate_map=self.schema_map)
         finally:
@@ -88,7 +104,7 @@ class Lakehouse:
         with self.begin() as conn:
             for layer in LAYERS:
                 conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
-            Base.metadata.create_all(conn, checkfirst=True)
+            metadata.create_all(conn, checkfirst=True)
 
     # -- staging: make a batch of rows available to SQL as a relation -----------------------
     @contextmanager
@@ -135,9 +151,13 @@ class Lakehouse:
     def _insert_chunked(self, conn: Connection, table: Table, rows: pa.Table) -> int:
         # executemany would be one request per row on Databricks; multi-row VALUES under the
         # parameter cap keeps it to rows / (256 // columns) statements.
-        per_statement = max(1, MAX_PARAMS_PER_STATEMENT // max(1, rows.num_columns))
-        for batch in rows.to_batches(max_chunksize=per_statement):
-            conn.execute(insert(table).values(batch.to_pylist()))
+        # Columns with a client-side default are rendered as parameters too.
+        rendered = set(rows.column_names) | {c.name for c in table.c if c.default is not None}
+        per_statement = max(1, MAX_PARAMS_PER_STATEMENT // max(1, len(rendered)))
+        # Slices, not to_batches(): batches never span the table's chunks, which would add
+        # short statements at every chunk boundary.
+        for start in range(0, rows.num_rows, per_statement):
+            conn.execute(insert(table).values(rows.slice(start, per_statement).to_pylist()))
         return rows.num_rows
 
     def replace(self, conn: Connection, table: Table, query: Select) -> None:
@@ -176,7 +196,10 @@ class LakehouseResource(dg.ConfigurableResource):
     duckdb_path: str = str(DEFAULT_DUCKDB_PATH)
     server_hostname: str | None = None
     http_path: str | None = None
-    access_token: str | None = None
+    # repr=False: the resolved resource's repr (in a log line or an error) never shows the token.
+    access_token: str | None = Field(
+        default=None, repr=False, description="Databricks token, as EnvVar('DATABRICKS_TOKEN')."
+    )
     catalog: str | None = None
     schema_prefix: str = ""
     connect_timeout_seconds: int = engines.DEFAULT_CONNECT_TIMEOUT_S
@@ -199,7 +222,7 @@ class LakehouseResource(dg.ConfigurableResource):
                 [],
                 None,
             )
-        catalog = validate_identifier(str(self.catalog), "DATABRICKS_CATALOG")
+        catalog = validate_identifier(str(self.catalog).strip(), "DATABRICKS_CATALOG")
         engine = engines.databricks_engine(
             str(self.server_hostname),
             str(self.http_path),

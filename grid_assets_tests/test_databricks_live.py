@@ -1,0 +1,173 @@
+"""The whole pipeline against a live Databricks SQL warehouse.
+
+Runs only when DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_TOKEN and
+DATABRICKS_CATALOG are set (skipped with the missing names shown otherwise):
+
+    DATABRICKS_SERVER_HOSTNAME=... DATABRICKS_HTTP_PATH=... DATABRICKS_TOKEN=... \\
+    DATABRICKS_CATALOG=... .venv/bin/pytest -m databricks -ra
+
+Each session writes into its own schemas (`gridtest_<random>_bronze`, ...) in the catalog and
+drops them afterwards (CASCADE). The variables are captured when this module is imported,
+before the suite's autouse fixture hides DATABRICKS_* from every test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from grid_assets.models.gold import DailyRevenue, RevenueByCategory
+from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.settings import REQUIRED_DATABRICKS_VARS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+BIN = Path(sys.executable).parent
+LIVE = {name: os.environ.get(name, "").strip() for name in REQUIRED_DATABRICKS_VARS}
+MISSING = [name for name, value in LIVE.items() if not value]
+
+pytestmark = [
+    pytest.mark.databricks,
+    pytest.mark.skipif(
+        bool(MISSING), reason="live Databricks tests need " + ", ".join(MISSING) + " set"
+    ),
+]
+
+
+def live_env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "GRID_"))}
+    return {**base, **LIVE, "GRID_ENV": "production", **extra}
+
+
+@pytest.fixture(scope="module")
+def prefix() -> Iterator[str]:
+    """Private layer schemas for this session, dropped at the end."""
+    value = f"gridtest_{uuid.uuid4().hex[:8]}_"
+    yield value
+    lakehouse = live_lakehouse(value)
+    with lakehouse.connect() as conn:
+        for layer in ("bronze", "silver", "gold"):
+            catalog = LIVE["DATABRICKS_CATALOG"]
+            conn.execute(text(f"DROP SCHEMA IF EXISTS `{catalog}`.`{value}{layer}` CASCADE"))
+    lakehouse.engine.dispose()
+
+
+def live_lakehouse(prefix: str) -> Lakehouse:
+    return LakehouseResource(
+        environment="production",
+        server_hostname=LIVE["DATABRICKS_SERVER_HOSTNAME"],
+        http_path=LIVE["DATABRICKS_HTTP_PATH"],
+        access_token=LIVE["DATABRICKS_TOKEN"],
+        catalog=LIVE["DATABRICKS_CATALOG"],
+        schema_prefix=prefix,
+        # A stopped classic warehouse can take minutes to start.
+        connect_timeout_seconds=600,
+    ).get_lakehouse()
+
+
+def grid_run(prefix: str, landing: Path) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(
+        [str(BIN / "grid"), "run"],
+        env=live_env(
+            DATABRICKS_SCHEMA_PREFIX=prefix,
+            GRID_LANDING_DIR=str(landing),
+            GRID_DATABRICKS_CONNECT_TIMEOUT_S="600",
+        ),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert LIVE["DATABRICKS_TOKEN"] not in completed.stdout + completed.stderr
+    return completed
+
+
+def gold_tables(lakehouse: Lakehouse) -> dict[str, list[tuple]]:
+    with lakehouse.connect() as conn:
+        by_category = RevenueByCategory.__table__
+        daily = DailyRevenue.__table__
+        return {
+            "revenue_by_category": [
+                tuple(row)
+                for row in conn.execute(
+                    select(
+                        by_category.c.category,
+                        by_category.c.revenue,
+                        by_category.c.order_count,
+                        by_category.c.units,
+                    ).order_by(by_category.c.category)
+                )
+            ],
+            "daily_revenue": [
+                tuple(row)
+                for row in conn.execute(
+                    select(daily.c.order_date, daily.c.revenue, daily.c.order_count).order_by(
+                        daily.c.order_date
+                    )
+                )
+            ],
+        }
+
+
+def test_the_check_script_passes() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "check_databricks_config.py")],
+        env=live_env(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert LIVE["DATABRICKS_TOKEN"] not in completed.stdout + completed.stderr
+
+
+def test_grid_run_matches_the_local_engine(prefix: str, tmp_path: Path) -> None:
+    """`grid run` on the committed samples: Gold on Databricks equals Gold on DuckDB."""
+    from grid_assets_tests.conftest import run_medallion
+
+    completed = grid_run(prefix, SAMPLES_DIR)
+    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+
+    local = run_medallion(SAMPLES_DIR, tmp_path / "local.duckdb")
+    assert local.success
+    expected = gold_tables(
+        LakehouseResource(duckdb_path=str(tmp_path / "local.duckdb")).get_lakehouse()
+    )
+    actual = gold_tables(live_lakehouse(prefix))
+    assert actual["revenue_by_category"], "no Gold rows on Databricks"
+    assert actual == expected
+    assert all(isinstance(row[1], Decimal) for row in actual["revenue_by_category"])
+
+
+def test_a_second_run_changes_no_gold_content(prefix: str) -> None:
+    before = gold_tables(live_lakehouse(prefix))
+    completed = grid_run(prefix, SAMPLES_DIR)
+    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+    assert gold_tables(live_lakehouse(prefix)) == before
+
+
+def test_bulk_insert_round_trip(prefix: str) -> None:
+    """10,000 Bronze-shaped rows through the multi-row VALUES path, read back intact."""
+    from grid_assets.models.bronze import Event
+    from grid_assets_tests.test_databricks_bulk_writes import events_rows
+
+    lakehouse = live_lakehouse(prefix)
+    lakehouse.create_tables()
+    rows = events_rows(10_000)
+    with lakehouse.connect() as conn:
+        conn.execute(Event.__table__.delete().where(Event.__table__.c.event_id.like("evt-%")))
+        assert lakehouse.bulk_insert(conn, Event.__table__, rows) == rows.num_rows
+        stored = conn.execute(
+            select(Event.__table__.c.event_id).where(Event.__table__.c.event_id.like("evt-%"))
+        ).scalars()
+        assert sorted(stored) == rows.column("event_id").to_pylist()
+        conn.execute(Event.__table__.delete().where(Event.__table__.c.event_id.like("evt-%")))

@@ -1,0 +1,530 @@
+"""Check the production (Databricks) configuration before deploying.
+
+    python scripts/check_databricks_config.py [--timeout SECONDS] [--verbose]
+
+Reads the same environment variables as the pipeline (GRID_ENV, DATABRICKS_SERVER_HOSTNAME,
+DATABRICKS_HTTP_PATH, DATABRICKS_TOKEN, DATABRICKS_CATALOG, optional DATABRICKS_SCHEMA_PREFIX and
+GRID_DATABRICKS_CONNECT_TIMEOUT_S) and prints one line per check:
+
+    PASS|FAIL|SKIP  <check>  <what was found>  (hint: <what to do>)
+
+Checks, in order: each variable (present, non-empty, plausible shape); the host name resolves; the
+warehouse answers `SELECT 1` within the connect timeout (the pipeline's own bound); the
+warehouse's state through the workspace API (dagster-databricks' `DatabricksClient`); the catalog
+is visible; the layer schemas exist or can be created (`CREATE SCHEMA IF NOT EXISTS`); the token
+may create, write, read and drop a scratch table (always cleaned up). A check whose prerequisite
+failed is reported as SKIP. Every network step is bounded by the timeout. No secret value is
+ever printed. Exit status: 0 only when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from grid_assets.logging_redaction import install_redaction, redact, register_secret  # noqa: E402
+from grid_assets.resources import engines  # noqa: E402
+from grid_assets.settings import (  # noqa: E402
+    CONNECT_TIMEOUT_VAR,
+    IDENTIFIER_PATTERN,
+    PREFIX_PATTERN,
+    SCHEMA_PREFIX_VAR,
+    ConfigurationError,
+    Environment,
+    connect_timeout_problem,
+    hostname_problem,
+    resolve_environment,
+)
+
+LAYERS = ("bronze", "silver", "gold")
+HTTP_PATH_PATTERN = re.compile(r"^/sql/1\.0/(?:warehouses|endpoints)/(?P<id>[A-Za-z0-9]+)$")
+PAT_PATTERN = re.compile(r"^dapi[0-9a-f]{32}(?:-\d+)?$")
+JWT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+HOST_VAR = "DATABRICKS_SERVER_HOSTNAME"
+PATH_VAR = "DATABRICKS_HTTP_PATH"
+TOKEN_VAR = "DATABRICKS_TOKEN"
+CATALOG_VAR = "DATABRICKS_CATALOG"
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+NAME_WIDTH = 33
+IMPORT_ALLOWANCE_S = 60.0
+
+T = TypeVar("T")
+
+
+class Deadline(Exception):
+    """A bounded step did not finish in time."""
+
+
+def bounded(fn: Callable[[], T], seconds: float) -> T:
+    """`fn()` in a daemon thread; raise `Deadline` if it is still running after `seconds`."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # reported to the caller
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="grid-config-check", daemon=True).start()
+    if not done.wait(seconds):
+        raise Deadline(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    text = " ".join(redact(f"{type(exc).__name__}: {exc}").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Report:
+    """Prints each result as soon as it is known; remembers which checks failed or skipped."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, str] = {}
+
+    def line(self, status: str, name: str, detail: str, hint: str = "") -> str:
+        self.results[name] = status
+        text = f"{status}  {name:<{NAME_WIDTH}}  {detail}"
+        if hint:
+            text += f"  (hint: {hint})"
+        print(redact(text), flush=True)
+        return status
+
+    def ok(self, *names: str) -> bool:
+        return all(self.results.get(n) == PASS for n in names)
+
+    def skip_unless(self, name: str, *needs: str) -> bool:
+        """Report `name` as SKIP (and return True) unless every check in `needs` passed."""
+        blocked = [n for n in needs if self.results.get(n) != PASS]
+        if blocked:
+            self.line(SKIP, name, "not run: needs " + ", ".join(blocked))
+        return bool(blocked)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(s == PASS for s in self.results.values())
+
+
+def check_variables(report: Report, env: Mapping[str, str]) -> None:
+    try:
+        environment = resolve_environment(env)
+    except ConfigurationError as exc:
+        report.line(FAIL, "GRID_ENV", str(exc), "use 'production' (or leave it unset)")
+    else:
+        if environment is Environment.PRODUCTION:
+            report.line(PASS, "GRID_ENV", "production")
+        else:
+            report.line(
+                FAIL,
+                "GRID_ENV",
+                "resolves to local: the pipeline would use the embedded DuckDB file",
+                "set GRID_ENV=production (or unset it) where the pipeline is deployed",
+            )
+
+    def raw(name: str) -> str | None:
+        return env.get(name)
+
+    def present(name: str, hint: str) -> str | None:
+        value = raw(name)
+        if value is None:
+            report.line(FAIL, name, "missing", hint)
+            return None
+        if not value.strip():
+            report.line(FAIL, name, "empty", hint)
+            return None
+        return value.strip()
+
+    host = present(HOST_VAR, "the workspace host, e.g. adb-1234567890123456.7.azuredatabricks.net")
+    if host is not None:
+        problem = hostname_problem(host)
+        if problem:
+            report.line(FAIL, HOST_VAR, "not a bare host name", problem)
+        else:
+            report.line(PASS, HOST_VAR, host)
+
+    path = present(PATH_VAR, "the warehouse's HTTP path, from its Connection details tab")
+    if path is not None:
+        match = HTTP_PATH_PATTERN.fullmatch(path)
+        if match:
+            report.line(PASS, PATH_VAR, f"{path} (warehouse id {match['id']})")
+        else:
+            report.line(
+                FAIL,
+                PATH_VAR,
+                "does not look like a SQL warehouse HTTP path",
+                "expected /sql/1.0/warehouses/<warehouse id>, from its Connection details tab",
+            )
+
+    token = present(TOKEN_VAR, "a personal access token (dapi...) of the deploying principal")
+    if token is not None:
+        register_secret(token)
+        if any(c.isspace() for c in token):
+            report.line(FAIL, TOKEN_VAR, "contains whitespace", "paste the token on one line")
+        elif PAT_PATTERN.fullmatch(token):
+            report.line(PASS, TOKEN_VAR, "set (personal access token shape)")
+        elif JWT_PATTERN.fullmatch(token):
+            report.line(PASS, TOKEN_VAR, "set (OAuth access token shape; it expires within hours)")
+        else:
+            report.line(
+                FAIL,
+                TOKEN_VAR,
+                "set, but not shaped like a Databricks token",
+                "expected dapi followed by 32 hex digits",
+            )
+
+    catalog = present(CATALOG_VAR, "the Unity Catalog catalog that holds the layer schemas")
+    if catalog is not None:
+        if IDENTIFIER_PATTERN.fullmatch(catalog):
+            report.line(PASS, CATALOG_VAR, catalog)
+        else:
+            report.line(
+                FAIL, CATALOG_VAR, "not a plain identifier", "letters, digits and underscores only"
+            )
+
+    prefix = (raw(SCHEMA_PREFIX_VAR) or "").strip()
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        report.line(
+            FAIL,
+            SCHEMA_PREFIX_VAR,
+            "invalid schema prefix",
+            "letters, digits and underscores only (64 at most), e.g. grid_",
+        )
+    else:
+        schemas = ", ".join(f"{prefix}{layer}" for layer in LAYERS)
+        report.line(PASS, SCHEMA_PREFIX_VAR, f"{'set' if prefix else 'not set'}: schemas {schemas}")
+
+    timeout_raw = (raw(CONNECT_TIMEOUT_VAR) or "").strip()
+    if timeout_raw and (problem := connect_timeout_problem(timeout_raw)):
+        report.line(FAIL, CONNECT_TIMEOUT_VAR, "invalid", problem)
+    else:
+        seconds = (
+            f"{timeout_raw} s"
+            if timeout_raw
+            else (f"{engines.DEFAULT_CONNECT_TIMEOUT_S} s (default)")
+        )
+        report.line(PASS, CONNECT_TIMEOUT_VAR, f"connect timeout {seconds}")
+
+
+def check_dns(report: Report, host: str, port: int, timeout: float) -> None:
+    try:
+        infos = bounded(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+    except Deadline as exc:
+        report.line(FAIL, "host resolves", f"{host}: {exc}", "check DNS / network from here")
+        return
+    except OSError as exc:
+        report.line(
+            FAIL,
+            "host resolves",
+            f"{host} does not resolve ({one_line(exc)})",
+            f"check {HOST_VAR} and DNS from this machine",
+        )
+        return
+    addresses = sorted({info[4][0] for info in infos})
+    shown = ", ".join(addresses[:3]) + (" ..." if len(addresses) > 3 else "")
+    report.line(PASS, "host resolves", f"{host} -> {shown}")
+
+
+def check_port(report: Report, host: str, port: int, timeout: float) -> None:
+    name = "port reachable"
+    proxies = urllib.request.getproxies()
+    if proxies.get("https") and not urllib.request.proxy_bypass(host):
+        report.line(
+            PASS,
+            name,
+            "an HTTPS proxy is configured: not probed directly (the checks below use the proxy)",
+        )
+        return
+    seconds = min(float(timeout), 10.0)
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except ConnectionRefusedError:
+        report.line(
+            FAIL,
+            name,
+            f"{host}:{port} refused the connection",
+            f"check the host and port in {HOST_VAR}; Databricks listens on 443",
+        )
+    except TimeoutError:
+        report.line(
+            FAIL,
+            name,
+            f"{host}:{port} did not answer within {seconds:g} s",
+            "a firewall or missing proxy setting blocks HTTPS to the workspace",
+        )
+    except OSError as exc:
+        report.line(FAIL, name, f"{host}:{port}: {one_line(exc)}", "check network access")
+    else:
+        report.line(PASS, name, f"{host}:{port} accepts TCP connections")
+
+
+class WarehouseLookup:
+    """The workspace API call, started early and run alongside the SQL checks."""
+
+    def __init__(self, host: str, port: int, token: str, warehouse_id: str, timeout: float):
+        self.warehouse_id = warehouse_id
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.outcome: dict[str, Any] = {}
+        self.done = threading.Event()
+        self.imported = threading.Event()
+        self.called_at = 0.0
+        base = f"https://{host}" if port == engines.DEFAULT_PORT else f"https://{host}:{port}"
+        threading.Thread(
+            target=self._run, args=(base, token), name="grid-config-check-api", daemon=True
+        ).start()
+
+    def _run(self, base: str, token: str) -> None:
+        try:
+            # Imported here: dagster-databricks pulls in pyspark (several seconds).
+            from dagster_databricks import DatabricksClient
+
+            self.called_at = time.monotonic()
+            self.imported.set()
+            client = DatabricksClient(host=base, token=token)
+            self.outcome["value"] = client.workspace_client.warehouses.get(self.warehouse_id)
+        except BaseException as exc:  # reported by report()
+            self.outcome["error"] = exc
+        finally:
+            self.imported.set()
+            self.done.set()
+
+    def report(self, report: Report) -> None:
+        name = "warehouse state (API)"
+        # The call gets the whole timeout, after the client's import (~8 s, pyspark included).
+        self.imported.wait(IMPORT_ALLOWANCE_S)
+        remaining = self.timeout - (time.monotonic() - (self.called_at or self.started))
+        if not self.done.wait(max(0.0, remaining)):
+            report.line(
+                FAIL,
+                name,
+                f"the workspace API gave no answer within {self.timeout:g} s",
+                "check the host and that HTTPS to it is allowed from here",
+            )
+            return
+        if "error" in self.outcome:
+            exc = self.outcome["error"]
+            text = one_line(exc)
+            lowered = text.lower()
+            if "403" in lowered or "permission" in lowered or "forbidden" in lowered:
+                hint = "grant the token's principal CAN USE (or CAN MONITOR) on the warehouse"
+            elif "401" in lowered or "unauthorized" in lowered or "invalid access token" in lowered:
+                hint = f"{TOKEN_VAR} is not accepted by this workspace"
+            elif "does not exist" in lowered or "404" in lowered or "not found" in lowered:
+                hint = f"no warehouse {self.warehouse_id} here: check {PATH_VAR}"
+            else:
+                hint = "see the SELECT 1 line for the connection problem"
+            report.line(FAIL, name, text, hint)
+            return
+        info = self.outcome["value"]
+        state = getattr(getattr(info, "state", None), "value", None) or "UNKNOWN"
+        kind = (
+            "serverless"
+            if getattr(info, "enable_serverless_compute", False)
+            else (
+                str(
+                    getattr(getattr(info, "warehouse_type", None), "value", "") or "classic"
+                ).lower()
+            )
+        )
+        label = f"{getattr(info, 'name', '?')} ({kind}): {state}"
+        if state in ("RUNNING", "STARTING"):
+            report.line(PASS, name, label)
+        elif state in ("STOPPED", "STOPPING"):
+            report.line(
+                PASS,
+                name,
+                label + "; starts on the first query",
+                f"a cold start can exceed the connect timeout: raise {CONNECT_TIMEOUT_VAR}",
+            )
+        else:
+            report.line(FAIL, name, label, "the warehouse is being deleted: use another one")
+
+
+def check_warehouse(
+    report: Report, env: Mapping[str, str], timeout: int, statement_s: float
+) -> None:
+    """SELECT 1, the workspace API lookup (run alongside), then the catalog and schema checks."""
+    api = "warehouse state (API)"
+    lookup = None
+    if not report.skip_unless(api, "port reachable", PATH_VAR, TOKEN_VAR):
+        target = engines.DatabricksTarget.parse(env[HOST_VAR], env[PATH_VAR])
+        match = HTTP_PATH_PATTERN.fullmatch(target.http_path)
+        assert match is not None  # the PATH_VAR check passed
+        token = env[TOKEN_VAR].strip()
+        lookup = WarehouseLookup(target.host, target.port, token, match["id"], timeout)
+
+    engine = connection = None
+    if not report.skip_unless("SELECT 1", "port reachable", PATH_VAR, TOKEN_VAR, CATALOG_VAR):
+        engine = engines.databricks_engine(
+            env[HOST_VAR], env[PATH_VAR], env[TOKEN_VAR], env[CATALOG_VAR].strip(), timeout
+        )
+        started = time.monotonic()
+        try:
+            connection = engine.connect()
+            from sqlalchemy import text
+
+            value = bounded(lambda: connection.execute(text("SELECT 1")).scalar(), statement_s)
+            if value != 1:
+                raise RuntimeError(f"SELECT 1 returned {value!r}")
+            report.line(PASS, "SELECT 1", f"answered in {time.monotonic() - started:.1f} s")
+        except engines.LakehouseConnectionError as exc:
+            report.line(FAIL, "SELECT 1", str(exc), "nothing below can work until this passes")
+        except Exception as exc:
+            report.line(FAIL, "SELECT 1", one_line(exc), "the warehouse connected, then failed")
+
+    if lookup is not None:
+        lookup.report(report)
+    try:
+        check_sql_objects(report, connection, env, statement_s)
+    finally:
+        if connection is not None:
+            try:
+                bounded(connection.close, statement_s)
+            except Exception as exc:
+                print(redact(f"WARN  closing the connection: {one_line(exc)}"), flush=True)
+        if engine is not None:
+            engine.dispose()
+
+
+def check_sql_objects(
+    report: Report, connection: Any, env: Mapping[str, str], statement_s: float
+) -> None:
+    from sqlalchemy import text
+
+    catalog = env.get(CATALOG_VAR, "").strip()
+    prefix = env.get(SCHEMA_PREFIX_VAR, "").strip()
+
+    def run(sql: str) -> list[Any]:
+        def execute() -> list[Any]:
+            result = connection.execute(text(sql))
+            return list(result) if result.returns_rows else []
+
+        return bounded(execute, statement_s)
+
+    if not report.skip_unless("catalog visible", "SELECT 1"):
+        try:
+            rows = run(f"SHOW CATALOGS LIKE '{catalog}'")
+            if rows:
+                report.line(PASS, "catalog visible", catalog)
+            else:
+                report.line(
+                    FAIL,
+                    "catalog visible",
+                    f"{catalog} not found",
+                    f"create it, grant USE CATALOG on it, or fix {CATALOG_VAR}",
+                )
+        except Exception as exc:
+            report.line(FAIL, "catalog visible", one_line(exc), "grant USE CATALOG on it")
+
+    schemas = [f"{prefix}{layer}" for layer in LAYERS]
+    if not report.skip_unless("layer schemas", "catalog visible", SCHEMA_PREFIX_VAR):
+        try:
+            for schema in schemas:
+                run(f"CREATE SCHEMA IF NOT EXISTS `{catalog}`.`{schema}`")
+            report.line(PASS, "layer schemas", f"{', '.join(schemas)} exist in {catalog}")
+        except Exception as exc:
+            report.line(FAIL, "layer schemas", one_line(exc), "grant CREATE SCHEMA on the catalog")
+
+    if report.skip_unless("scratch table write", "layer schemas"):
+        return
+    scratch = f"`{catalog}`.`{schemas[0]}`.`grid_config_check_{uuid.uuid4().hex[:12]}`"
+    created = False
+    try:
+        run(f"CREATE TABLE {scratch} (id INT, note STRING) USING DELTA")
+        created = True
+        run(f"INSERT INTO {scratch} VALUES (1, 'grid config check')")
+        count = run(f"SELECT count(*) FROM {scratch}")[0][0]
+        if count != 1:
+            raise RuntimeError(f"read back {count} rows instead of 1")
+        report.line(
+            PASS, "scratch table write", f"created, wrote, read and dropped in {schemas[0]}"
+        )
+    except Exception as exc:
+        report.line(
+            FAIL,
+            "scratch table write",
+            one_line(exc),
+            f"grant CREATE TABLE and MODIFY on {catalog}.{schemas[0]}",
+        )
+    finally:
+        if created:
+            try:
+                run(f"DROP TABLE IF EXISTS {scratch}")
+            except Exception as exc:
+                print(redact(f"WARN  could not drop {scratch}: {one_line(exc)}"), flush=True)
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds allowed for DNS, the connection and the workspace API "
+        f"(default: {CONNECT_TIMEOUT_VAR} or {engines.DEFAULT_CONNECT_TIMEOUT_S})",
+    )
+    parser.add_argument(
+        "--statement-timeout", type=float, default=120.0, help="seconds allowed per SQL statement"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show library logs (masked)")
+    args = parser.parse_args(argv)
+    env = os.environ if environ is None else environ
+
+    install_redaction()
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    else:
+        # Each failure is summarised on its check's line; the libraries' own retry chatter
+        # (urllib3, the connector, the SDK) would only repeat it.
+        logging.getLogger().addHandler(logging.NullHandler())
+
+    report = Report()
+    check_variables(report, env)
+
+    timeout_raw = env.get(CONNECT_TIMEOUT_VAR, "").strip()
+    timeout = args.timeout or (
+        int(timeout_raw) if timeout_raw.isdigit() and int(timeout_raw) > 0 else None
+    )
+    timeout = timeout or engines.DEFAULT_CONNECT_TIMEOUT_S
+
+    if not report.skip_unless("host resolves", HOST_VAR):
+        target = engines.DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
+        check_dns(report, target.host, target.port, timeout)
+    if not report.skip_unless("port reachable", "host resolves"):
+        check_port(report, target.host, target.port, timeout)
+
+    check_warehouse(report, env, timeout, args.statement_timeout)
+
+    failed = [name for name, status in report.results.items() if status != PASS]
+    if failed:
+        print(f"NOT READY: {len(failed)} check(s) did not pass: {', '.join(failed)}", flush=True)
+        return 1
+    print("READY: every check passed.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    # Helper threads may still be waiting on an unreachable host; do not wait for them.
+    os._exit(code)
