@@ -12,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement, ColumnElement, FromClause, Select
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import BigInteger
+from sqlalchemy.types import BigInteger, Date
 
 
 class Merge(Executable, ClauseElement):
@@ -109,6 +109,32 @@ def _int_div_duckdb(element: int_div, compiler, **kw) -> str:
 def _int_div_databricks(element: int_div, compiler, **kw) -> str:
     left, right = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"(({left}) DIV ({right}))"
+
+
+class utc_date(FunctionElement):
+    """The UTC calendar date of an instant, whatever time zone the session runs in.
+
+    DuckDB sessions are pinned to UTC by the engine, so a cast is the UTC date. A Databricks
+    session's time zone is a workspace/warehouse setting, and `CAST(ts AS DATE)` follows it, so
+    the date is counted from the epoch there instead.
+    """
+
+    type = Date()
+    name = "utc_date"
+    inherit_cache = True
+
+
+@compiles(utc_date)
+def _utc_date_default(element: utc_date, compiler, **kw) -> str:
+    (instant,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST({instant} AS DATE)"
+
+
+@compiles(utc_date, "databricks")
+def _utc_date_databricks(element: utc_date, compiler, **kw) -> str:
+    # Whole days since 1970-01-01 UTC; the DOUBLE quotient is exact far beyond any real date.
+    (instant,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"date_from_unix_date(CAST(floor(unix_seconds({instant}) / 86400) AS INT))"
 
 
 class seconds_between(FunctionElement):  # noqa: N801

@@ -8,11 +8,11 @@ in floating point.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ColumnElement, Date, Numeric, Select, and_, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Numeric, Select, and_, cast, func, select
 from sqlalchemy.sql import FromClause
 
 from grid_assets.models.silver import Order, OrderItem, Product
-from grid_assets.queries.dialect import int_div
+from grid_assets.queries.dialect import int_div, utc_date
 
 ORDERS = Order.__table__
 ORDER_ITEMS = OrderItem.__table__
@@ -57,7 +57,7 @@ def revenue_lines() -> FromClause:
             line_revenue().label("line_revenue"),
             func.coalesce(PRODUCTS.c.category, UNKNOWN_CATEGORY).label("category"),
             PRODUCTS.c.name.label("product_name"),
-            cast(ORDERS.c.placed_at, Date).label("order_date"),
+            utc_date(ORDERS.c.placed_at).label("order_date"),
         )
         .select_from(ORDER_ITEMS)
         .join(
