@@ -125,8 +125,8 @@ USING (SELECT ranked.product_id AS product_id, ranked.name AS name, ranked.categ
     FROM stage_products) AS ranked
   WHERE ranked.rn = {rn}) AS s
 ON t.product_id = s.product_id
-WHEN MATCHED AND t.updated_at IS NULL OR s.updated_at > t.updated_at
-  OR s.updated_at = t.updated_at AND s.event_id > t.event_id
+WHEN MATCHED AND (t.updated_at IS NULL OR s.updated_at > t.updated_at
+  OR s.updated_at = t.updated_at AND s.event_id > t.event_id)
 THEN UPDATE SET name = s.name, category = s.category, unit_price = s.unit_price,
   currency = s.currency, active = s.active, updated_at = s.updated_at, event_id = s.event_id
 WHEN NOT MATCHED THEN INSERT
@@ -158,8 +158,8 @@ USING (SELECT {_ORDER_COLUMNS.format(src="ranked")}
     FROM stage_orders) AS ranked
   WHERE ranked.rn = {{rn}}) AS s
 ON t.order_id = s.order_id
-WHEN MATCHED AND t.updated_at IS NULL OR s.updated_at > t.updated_at
-  OR s.updated_at = t.updated_at AND s.status_event_id > t.status_event_id
+WHEN MATCHED AND (t.updated_at IS NULL OR s.updated_at > t.updated_at
+  OR s.updated_at = t.updated_at AND s.status_event_id > t.status_event_id)
 THEN UPDATE SET status = s.status, updated_at = s.updated_at,
   status_event_id = s.status_event_id
 """
@@ -178,8 +178,8 @@ USING (SELECT {_ORDER_COLUMNS.format(src="ranked")}
       WHERE stage_orders.placed_event_id IS NOT NULL) AS placed) AS ranked
   WHERE ranked.rn = {{rn}}) AS s
 ON t.order_id = s.order_id
-WHEN MATCHED AND t.placed_at IS NULL OR s.placed_at > t.placed_at
-  OR s.placed_at = t.placed_at AND s.placed_event_id > t.placed_event_id
+WHEN MATCHED AND (t.placed_at IS NULL OR s.placed_at > t.placed_at
+  OR s.placed_at = t.placed_at AND s.placed_event_id > t.placed_event_id)
 THEN UPDATE SET customer_id = s.customer_id, currency = s.currency, placed_at = s.placed_at,
   placed_event_id = s.placed_event_id
 """

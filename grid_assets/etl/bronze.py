@@ -9,6 +9,7 @@ transactions is simply redone by the next run.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, func, literal, select
 from grid_assets.ingest.envelope import Envelope, Rejection, parse_line
 from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
+from grid_assets.etl.parallel import default_workers, ordered_map
 from grid_assets.queries.dialect import Merge
 from grid_assets.queries.silver import insert_missing, literal_row
 from grid_assets.resources.lakehouse import Lakehouse
@@ -27,6 +29,8 @@ EVENTS = Event.__table__
 REJECTED = RejectedEvent.__table__
 FILES = IngestedFile.__table__
 BATCH_LINES = 50_000
+# Below this much new input, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 _INSTANT = pa.timestamp("us", tz="UTC")
 
 
@@ -54,14 +58,30 @@ class _Batch:
     rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
 
 
-def _classify(lines: list[RawLine], result: BronzeResult) -> _Batch:
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    file: LandingFile
+    lines: list[RawLine]
+
+
+Parsed = tuple[RawLine, Envelope | Rejection | None]
+
+
+def parse_chunk(chunk: _Chunk) -> tuple[_Chunk, list[Parsed]]:
+    """Parse a chunk of lines; pure and picklable, so it can run in a worker process."""
+    parsed: list[Parsed] = []
+    for line in chunk.lines:
+        if line.text is None:
+            parsed.append((line, Rejection("invalid_utf8")))
+        else:
+            parsed.append((line, parse_line(line.text)))
+    return chunk, parsed
+
+
+def _classify(parsed_lines: list[Parsed], result: BronzeResult) -> _Batch:
     batch = _Batch()
     seen: dict[str, Envelope] = {}
-    for line in lines:
-        if line.text is None:
-            batch.rejected.append((line, "invalid_utf8", None))
-            continue
-        parsed = parse_line(line.text)
+    for line, parsed in parsed_lines:
         if parsed is None:
             result.blank_lines += 1
         elif isinstance(parsed, Rejection):
@@ -171,13 +191,36 @@ def _save_progress(
     )
 
 
+def _chunks(
+    files: list[LandingFile], progress: dict[str, tuple[int, int]], batch_lines: int
+) -> Iterator[_Chunk]:
+    """New lines of every changed file, in file-name then line order, `batch_lines` at a time.
+
+    A changed file with no new complete line still yields one empty chunk, so its size is saved.
+    """
+    for file in files:
+        lines_done, size_done = progress.get(file.name, (0, -1))
+        if size_done == file.size_bytes:
+            continue  # unchanged since the last run: not even opened
+        lines = read_lines(file, skip=lines_done)
+        first = True
+        while (chunk := list(itertools.islice(lines, batch_lines))) or first:
+            first = False
+            yield _Chunk(file, chunk)
+
+
 def ingest_landing(
     lakehouse: Lakehouse,
     landing_dir: Path,
     run_id: str | None = None,
     batch_lines: int = BATCH_LINES,
+    workers: int | None = None,
 ) -> BronzeResult:
-    """Ingest every new line of every landing file, in file-name then line order."""
+    """Ingest every new line of every landing file, in file-name then line order.
+
+    Parsing runs in `workers` processes when there is more than a few batches of new data
+    (default: `GRID_PARSE_WORKERS` or the machine's cores); writes stay in this process, in order.
+    """
     result = BronzeResult()
     with lakehouse.connect() as conn:
         progress = {
@@ -186,22 +229,23 @@ def ingest_landing(
                 select(FILES.c.source_file, FILES.c.lines_read, FILES.c.size_bytes)
             )
         }
-    for file in list_landing_files(landing_dir):
-        result.files_seen += 1
-        lines_done, size_done = progress.get(file.name, (0, -1))
-        if size_done == file.size_bytes:
-            continue  # unchanged since the last run: not even opened
-        result.files_read += 1
-        lines = read_lines(file, skip=lines_done)
-        while chunk := list(itertools.islice(lines, batch_lines)):
+    files = list_landing_files(landing_dir)
+    result.files_seen = len(files)
+    changed = [f for f in files if progress.get(f.name, (0, -1))[1] != f.size_bytes]
+    result.files_read = len(changed)
+    new_bytes = sum(f.size_bytes - max(0, progress.get(f.name, (0, 0))[1]) for f in changed)
+    if workers is None:
+        workers = default_workers() if new_bytes > PARALLEL_MIN_BYTES else 1
+    with ordered_map(parse_chunk, workers) as parse:
+        for chunk, parsed in parse(_chunks(changed, progress, batch_lines)):
             now = datetime.now(UTC)
-            batch = _classify(chunk, result)
-            result.lines_read += len(chunk)
-            lines_done = chunk[-1].line_number
+            batch = _classify(parsed, result)
+            result.lines_read += len(chunk.lines)
+            lines_done = chunk.lines[-1].line_number if chunk.lines else progress.get(
+                chunk.file.name, (0, 0)
+            )[0]
+            progress[chunk.file.name] = (lines_done, -1)
             with lakehouse.begin() as conn:
                 _write_batch(lakehouse, conn, batch, run_id, now, result)
-                _save_progress(conn, file, lines_done, run_id, now)
-        if size_done != file.size_bytes:
-            with lakehouse.begin() as conn:  # size moved but no new complete line (or empty file)
-                _save_progress(conn, file, lines_done, run_id, datetime.now(UTC))
+                _save_progress(conn, chunk.file, lines_done, run_id, now)
     return result

@@ -53,7 +53,8 @@ def _compile_merge(element: Merge, compiler, **kw) -> str:
     if element.update_values:
         condition = ""
         if element.update_when is not None:
-            condition = f" AND {compiler.process(element.update_when, include_table=True)}"
+            # Parenthesised: the condition is usually an OR chain.
+            condition = f" AND ({compiler.process(element.update_when, include_table=True)})"
         assignments = ", ".join(
             f"{compiler.preparer.quote(name)} = {compiler.process(value, include_table=True)}"
             for name, value in element.update_values.items()

@@ -1,6 +1,6 @@
 """Gold aggregates as SQLAlchemy Core SELECTs, executed inside the engine (never in Python).
 
-Exactness: line revenue multiplies DECIMAL(18, 6) values, so casts keep the products within
+Exactness: line revenue multiplies stored DECIMAL(18, 6) values, cast so the products stay within
 38 digits without the scale reduction Spark/Databricks applies past that; rounding is half-up
 at the very end, and averages use integer arithmetic on cents because DuckDB divides decimals
 in floating point.

@@ -228,6 +228,8 @@ def databricks_engine(
             "_retry_stop_after_attempts_duration": max(1.0, connect_timeout_s * 0.8),
             "_socket_timeout": SOCKET_TIMEOUT_S,
             "enable_telemetry": False,
+            # Instants render and cast in UTC whatever the warehouse's default zone.
+            "session_configuration": {"TIMEZONE": "UTC"},
         },
         **options,
     )
