@@ -133,24 +133,3 @@ def test_ingest_seq_follows_runs_then_files_then_lines(tmp_path: Path, lakehouse
     ingest_landing(lakehouse, landing)
     assert [r[0] for r in events(lakehouse)] == ["a1", "b1", "b2", "z"]
 
-
-def test_parallel_parsing_gives_the_same_bronze(tmp_path: Path) -> None:
-    """Worker processes parse, the parent writes in order: same rows, same arrival order."""
-    from grid_assets.resources.lakehouse import LakehouseResource
-    from grid_assets.simulation import generate_traffic
-
-    landing = tmp_path / "landing"
-    generate_traffic(landing, n_events=3000, seed=5, n_files=3)
-    tables = []
-    for workers in (1, 2):
-        lh = LakehouseResource(duckdb_path=str(tmp_path / f"w{workers}.duckdb")).get_lakehouse()
-        lh.create_tables()
-        result = ingest_landing(lh, landing, batch_lines=400, workers=workers)
-        with lh.connect() as conn:
-            stored = conn.execute(
-                select(EVENTS.c.event_id, EVENTS.c.ingest_seq, EVENTS.c.payload)
-                .order_by(EVENTS.c.ingest_seq)
-            ).all()
-        tables.append((stored, rejected(lh), result.duplicates, result.rejected))
-    assert tables[0] == tables[1]
-    assert len(tables[0][0]) > 2000

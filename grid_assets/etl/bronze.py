@@ -17,10 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import Connection, func, literal, select
 
-from grid_assets.ingest.envelope import Envelope, Rejection, parse_line
+from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
+from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
-from grid_assets.etl.parallel import default_workers, ordered_map
 from grid_assets.queries.dialect import Merge
 from grid_assets.queries.silver import insert_missing, literal_row
 from grid_assets.resources.lakehouse import Lakehouse
@@ -29,8 +29,6 @@ EVENTS = Event.__table__
 REJECTED = RejectedEvent.__table__
 FILES = IngestedFile.__table__
 BATCH_LINES = 50_000
-# Below this much new input, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 _INSTANT = pa.timestamp("us", tz="UTC")
 
 
@@ -58,26 +56,6 @@ class _Batch:
     rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    file: LandingFile
-    lines: list[RawLine]
-
-
-Parsed = tuple[RawLine, Envelope | Rejection | None]
-
-
-def parse_chunk(chunk: _Chunk) -> tuple[_Chunk, list[Parsed]]:
-    """Parse a chunk of lines; pure and picklable, so it can run in a worker process."""
-    parsed: list[Parsed] = []
-    for line in chunk.lines:
-        if line.text is None:
-            parsed.append((line, Rejection("invalid_utf8")))
-        else:
-            parsed.append((line, parse_line(line.text)))
-    return chunk, parsed
-
-
 def _classify(parsed_lines: list[Parsed], result: BronzeResult) -> _Batch:
     batch = _Batch()
     seen: dict[str, Envelope] = {}
@@ -96,7 +74,7 @@ def _classify(parsed_lines: list[Parsed], result: BronzeResult) -> _Batch:
     return batch
 
 
-def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, now: datetime):  # noqa: ANN202
+def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, now: datetime):
     return pa.table(
         {
             "batch_pos": pa.array(range(1, len(events) + 1), pa.int64()),
@@ -114,7 +92,7 @@ def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, no
     )
 
 
-def _rejected_table(rejected: list[tuple[RawLine, str, str | None]], run_id, now):  # noqa: ANN001, ANN202
+def _rejected_table(rejected: list[tuple[RawLine, str, str | None]], run_id, now):
     return pa.table(
         {
             "source_file": [line.source_file for line, _, _ in rejected],
@@ -193,20 +171,19 @@ def _save_progress(
 
 def _chunks(
     files: list[LandingFile], progress: dict[str, tuple[int, int]], batch_lines: int
-) -> Iterator[_Chunk]:
-    """New lines of every changed file, in file-name then line order, `batch_lines` at a time.
+) -> Iterator[Chunk]:
+    """New lines of each changed file, in file-name then line order, `batch_lines` at a time.
 
     A changed file with no new complete line still yields one empty chunk, so its size is saved.
     """
     for file in files:
-        lines_done, size_done = progress.get(file.name, (0, -1))
-        if size_done == file.size_bytes:
-            continue  # unchanged since the last run: not even opened
+        lines_done = progress.get(file.name, (0, -1))[0]
         lines = read_lines(file, skip=lines_done)
         first = True
         while (chunk := list(itertools.islice(lines, batch_lines))) or first:
             first = False
-            yield _Chunk(file, chunk)
+            yield Chunk(file, lines_done, chunk)
+            lines_done = chunk[-1].line_number if chunk else lines_done
 
 
 def ingest_landing(
@@ -214,38 +191,28 @@ def ingest_landing(
     landing_dir: Path,
     run_id: str | None = None,
     batch_lines: int = BATCH_LINES,
-    workers: int | None = None,
 ) -> BronzeResult:
-    """Ingest every new line of every landing file, in file-name then line order.
-
-    Parsing runs in `workers` processes when there is more than a few batches of new data
-    (default: `GRID_PARSE_WORKERS` or the machine's cores); writes stay in this process, in order.
-    """
+    """Ingest every new line of every landing file, in file-name then line order."""
     result = BronzeResult()
+    # One connection for the whole step (a transaction per batch): closing a DuckDB connection
+    # checkpoints the file, which per batch cost more than the writes themselves.
     with lakehouse.connect() as conn:
-        progress = {
-            name: (lines, size)
-            for name, lines, size in conn.execute(
-                select(FILES.c.source_file, FILES.c.lines_read, FILES.c.size_bytes)
-            )
-        }
-    files = list_landing_files(landing_dir)
-    result.files_seen = len(files)
-    changed = [f for f in files if progress.get(f.name, (0, -1))[1] != f.size_bytes]
-    result.files_read = len(changed)
-    new_bytes = sum(f.size_bytes - max(0, progress.get(f.name, (0, 0))[1]) for f in changed)
-    if workers is None:
-        workers = default_workers() if new_bytes > PARALLEL_MIN_BYTES else 1
-    with ordered_map(parse_chunk, workers) as parse:
-        for chunk, parsed in parse(_chunks(changed, progress, batch_lines)):
+        with conn.begin():
+            progress = {
+                name: (lines, size)
+                for name, lines, size in conn.execute(
+                    select(FILES.c.source_file, FILES.c.lines_read, FILES.c.size_bytes)
+                )
+            }
+        files = list_landing_files(landing_dir)
+        # A file whose size has not changed since the last run is not even opened.
+        changed = [f for f in files if progress.get(f.name, (0, -1))[1] != f.size_bytes]
+        result.files_seen, result.files_read = len(files), len(changed)
+        for chunk in _chunks(changed, progress, batch_lines):
             now = datetime.now(UTC)
-            batch = _classify(parsed, result)
+            batch = _classify(parse_chunk(chunk), result)
             result.lines_read += len(chunk.lines)
-            lines_done = chunk.lines[-1].line_number if chunk.lines else progress.get(
-                chunk.file.name, (0, 0)
-            )[0]
-            progress[chunk.file.name] = (lines_done, -1)
-            with lakehouse.begin() as conn:
+            with conn.begin():
                 _write_batch(lakehouse, conn, batch, run_id, now, result)
-                _save_progress(conn, chunk.file, lines_done, run_id, now)
+                _save_progress(conn, chunk.file, chunk.lines_done, run_id, now)
     return result

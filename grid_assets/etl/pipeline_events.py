@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from grid_assets.ingest.envelope import content_hash
+from grid_assets.ingest.envelope import envelope_hash
 from grid_assets.models.bronze import Event
 
 PIPELINE_SOURCE = "grid-pipeline"
@@ -37,7 +37,7 @@ def emit(
             ingested_at=now,
             source=PIPELINE_SOURCE,
             payload=payload_text,
-            envelope_hash=content_hash(
+            envelope_hash=envelope_hash(
                 {"event_id": event_id, "event_type": event_type, "source": PIPELINE_SOURCE}
             ),
             run_id=run_id,

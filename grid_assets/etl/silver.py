@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from grid_assets.etl import pipeline_events
-from grid_assets.etl.parallel import default_workers, ordered_map
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries import silver as q
 from grid_assets.queries.dialect import Merge
@@ -135,15 +134,10 @@ def _apply(
     return written
 
 
-def _transform(rows: list[BronzeRow]) -> tuple[list[BronzeRow], SilverBatch]:
-    """Validate one batch; pure and picklable, so it can run in a worker process."""
-    return rows, build_silver_batch(rows)
-
-
-def _read_batches(lakehouse: Lakehouse, cursor: int, batch_events: int) -> Iterator[list[BronzeRow]]:
+def _read_batches(conn: Connection, cursor: int, batch_events: int) -> Iterator[list[BronzeRow]]:
     """Bronze GRID events after `cursor`, in arrival order, `batch_events` at a time."""
     while True:
-        with lakehouse.connect() as conn:
+        with conn.begin():
             rows = [
                 BronzeRow(*r) for r in conn.execute(q.unprocessed_events(cursor, batch_events))
             ]
@@ -159,28 +153,20 @@ def apply_new_events(
     lakehouse: Lakehouse,
     run_id: str | None = None,
     batch_events: int = BATCH_EVENTS,
-    workers: int | None = None,
 ) -> SilverResult:
-    """Process every Bronze event after the cursor; returns what was read and decided.
-
-    Validation runs in worker processes when more than two batches are waiting; batches are
-    written in order, each with the cursor, in this process.
-    """
+    """Process every Bronze event after the cursor; returns what was read and decided."""
     result = SilverResult()
+    # One connection for the step, a transaction per batch (see etl.bronze.ingest_landing).
     with lakehouse.connect() as conn:
-        cursor = read_cursor(conn)
-        pending = conn.execute(
-            select(func.count()).select_from(q.EVENTS).where(q.EVENTS.c.ingest_seq > cursor)
-        ).scalar_one()
-    if workers is None:
-        workers = default_workers() if pending > 2 * batch_events else 1
-    with ordered_map(_transform, workers) as transform:
-        for rows, batch in transform(_read_batches(lakehouse, cursor, batch_events)):
+        with conn.begin():
+            cursor = read_cursor(conn)
+        for rows in _read_batches(conn, cursor, batch_events):
             now = datetime.now(UTC)
+            batch = build_silver_batch(rows)
             result.add(batch)
             result.events_read += len(rows)
             cursor = rows[-1].ingest_seq
-            with lakehouse.begin() as conn:
+            with conn.begin():
                 written = _apply(lakehouse, conn, rows, batch, run_id, now)
                 _save_cursor(conn, cursor, now)
                 for table, count in written.items():

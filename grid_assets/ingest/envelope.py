@@ -145,6 +145,22 @@ def content_hash(value: Any) -> str:
 
 
 
+def envelope_hash(values: dict[str, Any]) -> str:
+    """Canonical hash of every envelope member but the payload.
+
+    Members are usually plain strings, hashed length-prefixed (unambiguous) without a JSON
+    encoder; any other value goes through the canonical JSON of `content_hash`.
+    """
+    parts = []
+    for key in sorted(values):
+        if key == "payload":
+            continue
+        value = values[key]
+        text = value if type(value) is str else "\x00" + content_hash(value)
+        parts.append(f"{len(key)}:{key}{len(text)}:{text}")
+    return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def payload_hash(payload_text: str) -> str:
     return content_hash(_DECODER.decode(payload_text))
 
@@ -202,5 +218,5 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         occurred_at=occurred_at,
         source=source,
         payload_text=payload_text or "",
-        envelope_hash=content_hash({k: v for k, v in values.items() if k != "payload"}),
+        envelope_hash=envelope_hash(values),
     )
