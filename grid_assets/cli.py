@@ -23,7 +23,7 @@ app = typer.Typer(
 console = Console()
 
 
-def _print_table(lakehouse, table, order_by, limit: int = 20) -> None:  # noqa: ANN001
+def _print_table(lakehouse, table, order_by, limit: int = 20) -> None:
     with lakehouse.connect() as conn:
         rows = conn.execute(select(table).order_by(*order_by).limit(limit)).all()
         total = lakehouse.count(conn, table)
@@ -40,6 +40,9 @@ def _print_table(lakehouse, table, order_by, limit: int = 20) -> None:  # noqa: 
 @app.command()
 def run(
     show_gold: bool = typer.Option(True, help="Print the Gold tables after the run."),
+    log_level: str = typer.Option(
+        "WARNING", help="Dagster event log level on the console (DEBUG shows every step)."
+    ),
 ) -> None:
     """Materialize every asset once (checks included) on GRID_LANDING_DIR; exit 1 on failure."""
     from grid_assets.logging_redaction import install_redaction
@@ -79,9 +82,15 @@ def run(
             raise typer.Exit(3) from None
     job = defs.resolve_job_def("medallion_job")
     where = settings.duckdb_path if settings.is_local else "Databricks"
-    console.print(f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}")
+    console.print(
+        f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}"
+    )
     with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
+        )
     materialized = [
         (str(event.asset_key.to_user_string()), event.materialization.metadata)
         for event in result.get_asset_materialization_events()
@@ -123,7 +132,10 @@ def run(
         failures = [
             e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
         ]
-        console.print(f"[red]Run failed[/red]: steps {failures or '-'}; blocking checks {failed_checks or '-'}")
+        checks_text = ", ".join(failed_checks) or "-"
+        console.print(
+            f"[red]Run failed[/red]: steps {failures or '-'}; blocking checks {checks_text}"
+        )
         raise typer.Exit(1)
     console.print("[green]Run succeeded.[/green]")
 

@@ -65,8 +65,11 @@ def run_grid(tmp_path: Path) -> Iterator[Callable[[Path], Engine]]:
         db_path = tmp_path / f"grid-{next(counter)}.duckdb"
         result = run_medallion(landing, db_path)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
-        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed
-                  and c.severity == dg.AssetCheckSeverity.ERROR]
+        failed = [
+            c.check_name
+            for c in result.get_asset_check_evaluations()
+            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+        ]
         assert not failed, failed
         return LakehouseResource(duckdb_path=str(db_path)).get_lakehouse().engine
 

@@ -31,22 +31,28 @@ def ev(event_id: str, minute: int = 0, **payload: object) -> dict:
 def events(lh: Lakehouse) -> list[tuple]:
     with lh.connect() as conn:
         return conn.execute(
-            select(EVENTS.c.event_id, EVENTS.c.payload, EVENTS.c.source_file, EVENTS.c.line_number)
-            .order_by(EVENTS.c.ingest_seq)
+            select(
+                EVENTS.c.event_id, EVENTS.c.payload, EVENTS.c.source_file, EVENTS.c.line_number
+            ).order_by(EVENTS.c.ingest_seq)
         ).all()
 
 
 def rejected(lh: Lakehouse) -> list[tuple]:
     with lh.connect() as conn:
         return conn.execute(
-            select(REJECTED.c.source_file, REJECTED.c.line_number, REJECTED.c.reason,
-                   REJECTED.c.raw_line).order_by(REJECTED.c.source_file, REJECTED.c.line_number)
+            select(
+                REJECTED.c.source_file,
+                REJECTED.c.line_number,
+                REJECTED.c.reason,
+                REJECTED.c.raw_line,
+            ).order_by(REJECTED.c.source_file, REJECTED.c.line_number)
         ).all()
 
 
 @pytest.mark.parametrize("batch_lines", [2, 50_000])
-def test_duplicates_conflicts_and_bad_lines(tmp_path: Path, lakehouse: Lakehouse,
-                                            batch_lines: int) -> None:
+def test_duplicates_conflicts_and_bad_lines(
+    tmp_path: Path, lakehouse: Lakehouse, batch_lines: int
+) -> None:
     landing = tmp_path / "landing"
     same_again = json.dumps({k: ev("a")[k] for k in reversed(list(ev("a")))}, indent=None)
     write_events(landing / "01.ndjson", [ev("a"), "", "{oops", ev("b"), same_again])
@@ -69,8 +75,10 @@ def test_duplicates_conflicts_and_bad_lines(tmp_path: Path, lakehouse: Lakehouse
 
 def test_payload_is_stored_byte_for_byte(tmp_path: Path, lakehouse: Lakehouse) -> None:
     payload = '{"product_id": "P1",   "category":"c", "unit_price": 10.500000, "x": "é"}'
-    line = ('{"event_id":"p","event_type":"product.created",'
-            f'"occurred_at":"2026-01-01T00:00:00Z","payload":{payload}}}')
+    line = (
+        '{"event_id":"p","event_type":"product.created",'
+        f'"occurred_at":"2026-01-01T00:00:00Z","payload":{payload}}}'
+    )
     write_events(tmp_path / "l" / "a.ndjson", [line])
     ingest_landing(lakehouse, tmp_path / "l")
     assert events(lakehouse)[0][1] == payload
@@ -116,7 +124,9 @@ def test_lost_progress_is_harmless(tmp_path: Path, lakehouse: Lakehouse) -> None
 def test_invalid_utf8_is_rejected_and_kept(tmp_path: Path, lakehouse: Lakehouse) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "01.ndjson").write_bytes(b'{"event_id": "\xff"}\n' + json.dumps(ev("ok")).encode() + b"\n")
+    (landing / "01.ndjson").write_bytes(
+        b'{"event_id": "\xff"}\n' + json.dumps(ev("ok")).encode() + b"\n"
+    )
     result = ingest_landing(lakehouse, landing)
     assert result.events_inserted == 1
     [(file, line, reason, raw)] = rejected(lakehouse)
@@ -124,7 +134,9 @@ def test_invalid_utf8_is_rejected_and_kept(tmp_path: Path, lakehouse: Lakehouse)
     assert "\\xff" in raw
 
 
-def test_ingest_seq_follows_runs_then_files_then_lines(tmp_path: Path, lakehouse: Lakehouse) -> None:
+def test_ingest_seq_follows_runs_then_files_then_lines(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
     landing = tmp_path / "landing"
     write_events(landing / "b.ndjson", [ev("b1"), ev("b2")])
     write_events(landing / "a.ndjson", [ev("a1")])
@@ -132,4 +144,3 @@ def test_ingest_seq_follows_runs_then_files_then_lines(tmp_path: Path, lakehouse
     write_events(landing / "0.ndjson", [ev("z")])  # sorts first, but arrives in a later run
     ingest_landing(lakehouse, landing)
     assert [r[0] for r in events(lakehouse)] == ["a1", "b1", "b2", "z"]
-

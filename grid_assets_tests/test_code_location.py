@@ -16,10 +16,16 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {
-        "bronze/events", "bronze/rejected_events",
-        "silver/products", "silver/orders", "silver/order_items", "silver/quarantine",
+        "bronze/events",
+        "bronze/rejected_events",
+        "silver/products",
+        "silver/orders",
+        "silver/order_items",
+        "silver/quarantine",
         "silver/event_ledger",
-        "gold/revenue_by_category", "gold/daily_revenue", "gold/order_status_counts",
+        "gold/revenue_by_category",
+        "gold/daily_revenue",
+        "gold/order_status_counts",
         "gold/product_revenue",
     }
     for key in graph.get_all_asset_keys():

@@ -27,8 +27,10 @@ _MISSING = object()
 
 
 def test_valid_line_keeps_payload_text_verbatim_and_normalises_instant_to_utc() -> None:
-    line = '{"event_id":"e-1","event_type":"x","occurred_at":"2026-03-01T10:00:00+02:00",' \
-           '"payload": {"unit_price": 12.50,  "n": 1e2}}'
+    line = (
+        '{"event_id":"e-1","event_type":"x","occurred_at":"2026-03-01T10:00:00+02:00",'
+        '"payload": {"unit_price": 12.50,  "n": 1e2}}'
+    )
     parsed = parse_line(line)
     assert isinstance(parsed, Envelope)
     assert parsed.payload_text == '{"unit_price": 12.50,  "n": 1e2}'
@@ -88,24 +90,34 @@ def same(a: Envelope, b: Envelope) -> bool:
 
 
 def test_same_content_is_about_the_json_value_not_its_spelling() -> None:
-    a = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
-                   '"payload":{"p":1.50,"q":10}}')
-    b = parse_line('{ "payload" : {"q":10.0, "p":1.5}, "occurred_at":"2026-01-01T00:00:00Z",'
-                   ' "event_type":"t","event_id":"e" }')
-    c = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
-                   '"payload":{"p":"1.5","q":10}}')
+    a = parse_line(
+        '{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
+        '"payload":{"p":1.50,"q":10}}'
+    )
+    b = parse_line(
+        '{ "payload" : {"q":10.0, "p":1.5}, "occurred_at":"2026-01-01T00:00:00Z",'
+        ' "event_type":"t","event_id":"e" }'
+    )
+    c = parse_line(
+        '{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00Z",'
+        '"payload":{"p":"1.5","q":10}}'
+    )
     assert isinstance(a, Envelope) and isinstance(b, Envelope) and isinstance(c, Envelope)
     assert same(a, b) and same(b, a)
     assert not same(a, c)  # a string is not the number it spells
-    d = parse_line('{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00+00:00",'
-                   '"payload":{"p":1.50,"q":10}}')
+    d = parse_line(
+        '{"event_id":"e","event_type":"t","occurred_at":"2026-01-01T00:00:00+00:00",'
+        '"payload":{"p":1.50,"q":10}}'
+    )
     assert isinstance(d, Envelope)
     assert not same(a, d)  # another spelling of the instant is another JSON value
 
 
 def test_same_content_distinguishes_tiny_money_differences() -> None:
     def parsed(price: str) -> Envelope:
-        result = parse_line(_line(payload={}).replace('"payload": {}', f'"payload": {{"p": {price}}}'))
+        result = parse_line(
+            _line(payload={}).replace('"payload": {}', f'"payload": {{"p": {price}}}')
+        )
         assert isinstance(result, Envelope)
         return result
 

@@ -18,8 +18,9 @@ from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 
 VOLATILE = {"computed_at", "quarantined_at", "processed_at", "run_id", "ingest_seq"}
-COMPARED = [t for t in Base.metadata.sorted_tables if t.schema in ("silver", "gold")
-            and t.name != "cursors"]
+COMPARED = [
+    t for t in Base.metadata.sorted_tables if t.schema in ("silver", "gold") and t.name != "cursors"
+]
 
 hours = st.integers(min_value=0, max_value=72)
 products = st.sampled_from(["P1", "P2"])
@@ -29,19 +30,34 @@ money = st.decimals(min_value=0, max_value=500, places=2, allow_nan=False).map(s
 
 @st.composite
 def grid_event(draw: st.DrawFn) -> dict:
-    kind = draw(st.sampled_from(["product", "product", "placed", "paid", "shipped", "cancelled", "bad"]))
+    kind = draw(
+        st.sampled_from(["product", "product", "placed", "paid", "shipped", "cancelled", "bad"])
+    )
     at = f"2026-01-{1 + draw(hours) // 24:02d}T{draw(hours) % 24:02d}:00:00Z"
     if kind == "product":
-        payload = {"product_id": draw(products), "category": draw(st.sampled_from(["a", "b"])),
-                   "unit_price": draw(money)}
+        payload = {
+            "product_id": draw(products),
+            "category": draw(st.sampled_from(["a", "b"])),
+            "unit_price": draw(money),
+        }
         etype = "product.updated"
     elif kind in ("placed", "bad"):
-        items = draw(st.lists(st.fixed_dictionaries({
-            "product_id": products | st.just("P9"),
-            "quantity": st.integers(min_value=1 if kind == "placed" else 0, max_value=5),
-            "unit_price": money,
-            "discount": st.sampled_from(["0", "0.1", "0.25", "0.333333"]),
-        }), min_size=1, max_size=3))
+        items = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "product_id": products | st.just("P9"),
+                        "quantity": st.integers(
+                            min_value=1 if kind == "placed" else 0, max_value=5
+                        ),
+                        "unit_price": money,
+                        "discount": st.sampled_from(["0", "0.1", "0.25", "0.333333"]),
+                    }
+                ),
+                min_size=1,
+                max_size=3,
+            )
+        )
         payload = {"order_id": draw(orders), "items": items}
         etype = "order.placed"
     else:
@@ -78,7 +94,9 @@ def snapshot(db: Path, landing_runs: list[list[list[dict]]], batch: int) -> dict
     events=st.lists(grid_event(), min_size=1, max_size=25),
     data=st.data(),
 )
-def test_silver_and_gold_ignore_arrival_order_and_splits(events: list[dict], data: st.DataObject) -> None:
+def test_silver_and_gold_ignore_arrival_order_and_splits(
+    events: list[dict], data: st.DataObject
+) -> None:
     numbered = [{"event_id": f"e{i:03d}", **ev} for i, ev in enumerate(events)]
     shuffled = data.draw(st.permutations(numbered))
     duplicated = shuffled + data.draw(st.lists(st.sampled_from(numbered), max_size=3))

@@ -16,8 +16,15 @@ from grid_assets.models.silver import EventLedger, Quarantine
 from grid_assets.simulation import generate_traffic
 from grid_assets_tests.conftest import SAMPLES_DIR, run_medallion
 
-VOLATILE = {"computed_at", "quarantined_at", "processed_at", "run_id", "ingested_at",
-            "rejected_at", "updated_at"}
+VOLATILE = {
+    "computed_at",
+    "quarantined_at",
+    "processed_at",
+    "run_id",
+    "ingested_at",
+    "rejected_at",
+    "updated_at",
+}
 
 
 def content(engine: Engine, include_pipeline_events: bool = False) -> dict:
@@ -25,8 +32,13 @@ def content(engine: Engine, include_pipeline_events: bool = False) -> dict:
     out = {}
     with engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
-            cols = [c for c in table.c if c.name not in VOLATILE or table.name == "products"
-                    and c.name == "updated_at" or table.name == "orders" and c.name == "updated_at"]
+            cols = [
+                c
+                for c in table.c
+                if c.name not in VOLATILE
+                or (table.name == "products" and c.name == "updated_at")
+                or (table.name == "orders" and c.name == "updated_at")
+            ]
             query = select(*cols)
             if table.name == "events" and not include_pipeline_events:
                 query = query.where(~table.c.event_type.startswith("pipeline."))
@@ -37,7 +49,9 @@ def content(engine: Engine, include_pipeline_events: bool = False) -> dict:
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dg.ExecuteInProcessResult]:
+def sample_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, dg.ExecuteInProcessResult]:
     tmp = tmp_path_factory.mktemp("samples")
     landing = tmp / "landing"
     shutil.copytree(SAMPLES_DIR, landing)
@@ -51,18 +65,27 @@ def engine_for(db: Path) -> Engine:
     return duckdb_engine(str(db))
 
 
-def test_samples_materialize_with_every_check_passing(sample_run) -> None:  # noqa: ANN001
-    _, db, result = sample_run
+def test_samples_materialize_with_every_check_passing(sample_run) -> None:
+    result = sample_run[2]
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    failed_blocking = [e.check_name for e in evaluations if not e.passed
-                       and e.severity == dg.AssetCheckSeverity.ERROR]
+    failed_blocking = [
+        e.check_name
+        for e in evaluations
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
     assert not failed_blocking
-    assert {e.check_name for e in evaluations} >= {"events_reconcile", "silver_rules_hold",
-                                                  "category_revenue_reconciles",
-                                                  "daily_revenue_reconciles", "heartbeat_gaps"}
-    materialized = {e.asset_key.to_user_string(): e.materialization.metadata
-                    for e in result.get_asset_materialization_events()}
+    assert {e.check_name for e in evaluations} >= {
+        "events_reconcile",
+        "silver_rules_hold",
+        "category_revenue_reconciles",
+        "daily_revenue_reconciles",
+        "heartbeat_gaps",
+    }
+    materialized = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert len(materialized) == 11
     for key, metadata in materialized.items():
         assert metadata["dagster/row_count"].value >= 0, key
@@ -70,7 +93,7 @@ def test_samples_materialize_with_every_check_passing(sample_run) -> None:  # no
 
 
 def test_counts_match_the_generated_traffic(tmp_path: Path) -> None:
-    """Every line of generated traffic is accounted for: stored, duplicate, rejected, quarantined."""
+    """Every generated line is accounted for: stored, duplicate, rejected or quarantined."""
     landing = tmp_path / "landing"
     summary = generate_traffic(landing, n_events=1500, seed=11, n_files=3)
     db = tmp_path / "grid.duckdb"
@@ -78,10 +101,15 @@ def test_counts_match_the_generated_traffic(tmp_path: Path) -> None:
     engine = engine_for(db)
     events, rejected = Event.__table__, RejectedEvent.__table__
     with engine.connect() as conn:
-        stored = conn.execute(select(func.count()).select_from(events).where(
-            ~events.c.event_type.startswith("pipeline."))).scalar_one()
+        stored = conn.execute(
+            select(func.count())
+            .select_from(events)
+            .where(~events.c.event_type.startswith("pipeline."))
+        ).scalar_one()
         rejects = conn.execute(select(func.count()).select_from(rejected)).scalar_one()
-        quarantined = conn.execute(select(func.count()).select_from(Quarantine.__table__)).scalar_one()
+        quarantined = conn.execute(
+            select(func.count()).select_from(Quarantine.__table__)
+        ).scalar_one()
         ledger = conn.execute(select(func.count()).select_from(EventLedger.__table__)).scalar_one()
     assert stored == summary.valid_events == ledger
     assert rejects == summary.rejected_total + summary.conflicts
@@ -89,25 +117,34 @@ def test_counts_match_the_generated_traffic(tmp_path: Path) -> None:
     assert stored + rejects + summary.duplicates == 1500
 
 
-def test_rerun_changes_nothing_but_pipeline_bookkeeping(sample_run) -> None:  # noqa: ANN001
+def test_rerun_changes_nothing_but_pipeline_bookkeeping(sample_run) -> None:
     landing, db, _ = sample_run
     before = content(engine_for(db))
     again = run_medallion(landing, db)
     assert again.success
     assert content(engine_for(db)) == before
-    bronze = next(e for e in again.get_asset_materialization_events()
-                  if e.asset_key.to_user_string() == "bronze/events")
+    bronze = next(
+        e
+        for e in again.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "bronze/events"
+    )
     assert bronze.materialization.metadata["events_inserted"].value == 0
 
 
-def test_new_file_is_ingested_incrementally(sample_run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_new_file_is_ingested_incrementally(sample_run, tmp_path: Path) -> None:
     landing, db, _ = sample_run
-    extra = {"event_id": "late-product", "event_type": "product.created",
-             "occurred_at": "2026-01-06T00:00:00Z",
-             "payload": {"product_id": "P-NEW", "category": "new", "unit_price": "1.00"}}
+    extra = {
+        "event_id": "late-product",
+        "event_type": "product.created",
+        "occurred_at": "2026-01-06T00:00:00Z",
+        "payload": {"product_id": "P-NEW", "category": "new", "unit_price": "1.00"},
+    }
     (landing / "zz-extra.ndjson").write_text(json.dumps(extra) + "\n")
     result = run_medallion(landing, db)
     assert result.success
-    meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
-                if e.asset_key.to_user_string() == "bronze/events")
+    meta = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "bronze/events"
+    )
     assert meta["files_read"].value == 1 and meta["events_inserted"].value == 1

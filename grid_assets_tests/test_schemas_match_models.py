@@ -8,8 +8,9 @@ from grid_assets.models.silver import Order, OrderItem, Product
 from grid_assets.schemas.silver import SCHEMAS
 
 
-@pytest.mark.parametrize(("name", "model"), [("products", Product), ("orders", Order),
-                                             ("order_items", OrderItem)])
+@pytest.mark.parametrize(
+    ("name", "model"), [("products", Product), ("orders", Order), ("order_items", OrderItem)]
+)
 def test_pandera_columns_equal_sqlalchemy_columns(name: str, model: type) -> None:
     schema = SCHEMAS[name].to_schema()
     table = model.__table__

@@ -39,16 +39,22 @@ def test_landing_sensor_fires_on_new_or_grown_files_only(tmp_path: Path) -> None
     cursor = context.cursor
     assert json.loads(cursor) == {"a.ndjson": (landing / "a.ndjson").stat().st_size}
 
-    again = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": folder}))
+    again = landing_files_sensor(
+        dg.build_sensor_context(cursor=cursor, resources={"landing": folder})
+    )
     assert isinstance(again, dg.SkipReason)
 
     with (landing / "a.ndjson").open("a") as handle:
         handle.write(json.dumps(beat("b2", "2026-01-01T00:05:00Z")) + "\n")
-    grown = landing_files_sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": folder}))
+    grown = landing_files_sensor(
+        dg.build_sensor_context(cursor=cursor, resources={"landing": folder})
+    )
     assert isinstance(grown, dg.RunRequest) and grown.tags["grid/changed_files"] == "a.ndjson"
 
 
-def test_new_events_sensor_ignores_the_pipelines_own_events(tmp_path: Path, lakehouse: Lakehouse) -> None:
+def test_new_events_sensor_ignores_the_pipelines_own_events(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
     resource = resource_for(lakehouse)
     write_events(tmp_path / "l" / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z")])
     ingest_landing(lakehouse, tmp_path / "l")
@@ -60,10 +66,14 @@ def test_new_events_sensor_ignores_the_pipelines_own_events(tmp_path: Path, lake
     assert isinstance(after, dg.SkipReason)
 
 
-def test_heartbeat_gap_check_fails_when_grid_goes_quiet(tmp_path: Path, lakehouse: Lakehouse) -> None:
+def test_heartbeat_gap_check_fails_when_grid_goes_quiet(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
     resource = resource_for(lakehouse)
-    write_events(tmp_path / "l" / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z"),
-                                               beat("b2", "2026-01-01T00:30:00Z")])
+    write_events(
+        tmp_path / "l" / "a.ndjson",
+        [beat("b1", "2026-01-01T00:00:00Z"), beat("b2", "2026-01-01T00:30:00Z")],
+    )
     ingest_landing(lakehouse, tmp_path / "l")
     ok = heartbeat_gaps(lakehouse=resource)
     assert ok.passed and ok.metadata["max_gap_seconds"].value == 1800

@@ -21,8 +21,13 @@ def event(event_id: str, event_type: str, at: str, **payload: object) -> dict:
 
 
 def product(event_id: str, at: str, pid: str = "P1", **fields: object) -> dict:
-    return event(event_id, "product.updated", at, product_id=pid,
-                 **{"category": "tools", "unit_price": "10.00", **fields})
+    return event(
+        event_id,
+        "product.updated",
+        at,
+        product_id=pid,
+        **{"category": "tools", "unit_price": "10.00", **fields},
+    )
 
 
 def placed(event_id: str, at: str, oid: str = "O1", items: list | None = None, **fields) -> dict:
@@ -39,16 +44,29 @@ def step(lh: Lakehouse, landing: Path, name: str, lines: list) -> None:
 def rows(lh: Lakehouse, model: type, *columns: str) -> list[tuple]:
     table = model.__table__
     with lh.connect() as conn:
-        return [tuple(r) for r in conn.execute(
-            select(*(table.c[c] for c in columns)).order_by(*(table.c[c] for c in columns)))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(*(table.c[c] for c in columns)).order_by(*(table.c[c] for c in columns))
+            )
+        ]
 
 
-def test_latest_wins_across_runs_whatever_the_arrival_order(tmp_path: Path, lakehouse: Lakehouse) -> None:
+def test_latest_wins_across_runs_whatever_the_arrival_order(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
     landing = tmp_path / "landing"
     step(lakehouse, landing, "1", [product("b", "2026-01-02T00:00:00Z", unit_price="20.00")])
     # Older event arriving late must not overwrite; a tie on occurred_at goes to the larger id.
-    step(lakehouse, landing, "2", [product("a", "2026-01-01T00:00:00Z", unit_price="1.00"),
-                                   product("c", "2026-01-02T02:00:00+02:00", unit_price="30.00")])
+    step(
+        lakehouse,
+        landing,
+        "2",
+        [
+            product("a", "2026-01-01T00:00:00Z", unit_price="1.00"),
+            product("c", "2026-01-02T02:00:00+02:00", unit_price="30.00"),
+        ],
+    )
     assert rows(lakehouse, Product, "product_id", "unit_price", "event_id") == [
         ("P1", Decimal("30.000000"), "c")
     ]
@@ -56,75 +74,130 @@ def test_latest_wins_across_runs_whatever_the_arrival_order(tmp_path: Path, lake
 
 def test_order_status_follows_occurred_at_not_arrival(tmp_path: Path, lakehouse: Lakehouse) -> None:
     landing = tmp_path / "landing"
-    step(lakehouse, landing, "1", [event("p2", "order.paid", "2026-01-01T10:00:00Z", order_id="O1")])
+    step(
+        lakehouse, landing, "1", [event("p2", "order.paid", "2026-01-01T10:00:00Z", order_id="O1")]
+    )
     assert rows(lakehouse, Order, "order_id", "status") == [("O1", "paid")]
     step(lakehouse, landing, "2", [placed("p1", "2026-01-01T09:00:00Z", customer_id="C1")])
-    [(status, customer, placed_event)] = rows(lakehouse, Order, "status", "customer_id", "placed_event_id")
+    [(status, customer, placed_event)] = rows(
+        lakehouse, Order, "status", "customer_id", "placed_event_id"
+    )
     assert (status, customer, placed_event) == ("paid", "C1", "p1")
     assert rows(lakehouse, OrderItem, "order_id", "line_number", "event_id") == [("O1", 1, "p1")]
-    step(lakehouse, landing, "3", [event("p3", "order.cancelled", "2026-01-01T11:00:00Z",
-                                         order_id="O1", reason="fraud")])
+    step(
+        lakehouse,
+        landing,
+        "3",
+        [event("p3", "order.cancelled", "2026-01-01T11:00:00Z", order_id="O1", reason="fraud")],
+    )
     assert rows(lakehouse, Order, "status") == [("cancelled",)]
 
 
 def test_lines_come_from_the_latest_valid_placement(tmp_path: Path, lakehouse: Lakehouse) -> None:
     landing = tmp_path / "landing"
-    two_lines = [{"product_id": "P1", "quantity": 1, "unit_price": "5"},
-                 {"product_id": "P2", "quantity": 2, "unit_price": "6", "discount": "0.5"}]
+    two_lines = [
+        {"product_id": "P1", "quantity": 1, "unit_price": "5"},
+        {"product_id": "P2", "quantity": 2, "unit_price": "6", "discount": "0.5"},
+    ]
     one_line = [{"product_id": "P3", "quantity": 3, "unit_price": "7"}]
     step(lakehouse, landing, "1", [placed("v1", "2026-01-01T00:00:00Z", items=two_lines)])
-    step(lakehouse, landing, "2", [
-        placed("v2", "2026-01-02T00:00:00Z", items=one_line),
-        placed("v3", "2026-01-03T00:00:00Z", items=[{"product_id": "P9", "quantity": 0,
-                                                       "unit_price": "1"}]),  # invalid: ignored
-        placed("v0", "2025-12-31T00:00:00Z", items=two_lines),  # older: ignored
-    ])
+    step(
+        lakehouse,
+        landing,
+        "2",
+        [
+            placed("v2", "2026-01-02T00:00:00Z", items=one_line),
+            placed(
+                "v3",
+                "2026-01-03T00:00:00Z",
+                items=[{"product_id": "P9", "quantity": 0, "unit_price": "1"}],
+            ),  # invalid: ignored
+            placed("v0", "2025-12-31T00:00:00Z", items=two_lines),  # older: ignored
+        ],
+    )
     assert rows(lakehouse, OrderItem, "line_number", "product_id", "quantity", "event_id") == [
         (1, "P3", 3, "v2")
     ]
 
 
-def test_quarantine_keeps_every_broken_rule_and_reconciles(tmp_path: Path, lakehouse: Lakehouse) -> None:
+def test_quarantine_keeps_every_broken_rule_and_reconciles(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
     landing = tmp_path / "landing"
-    step(lakehouse, landing, "1", [
-        event("bad-product", "product.created", "2026-01-01T00:00:00Z", unit_price="-1"),
-        placed("bad-order", "2026-01-01T00:00:00Z", oid="O9", items=[
-            {"product_id": "P1", "quantity": 1.5, "unit_price": "1.1234567", "discount": 1.5}]),
-        placed("empty", "2026-01-01T00:00:00Z", oid="O8", items=[]),
-        product("good", "2026-01-01T00:00:00Z"),
-        event("hb", "system.heartbeat", "2026-01-01T00:00:00Z"),
-        event("new-kind", "customer.signed_up", "2026-01-01T00:00:00Z", customer_id="C1"),
-    ])
+    step(
+        lakehouse,
+        landing,
+        "1",
+        [
+            event("bad-product", "product.created", "2026-01-01T00:00:00Z", unit_price="-1"),
+            placed(
+                "bad-order",
+                "2026-01-01T00:00:00Z",
+                oid="O9",
+                items=[
+                    {
+                        "product_id": "P1",
+                        "quantity": 1.5,
+                        "unit_price": "1.1234567",
+                        "discount": 1.5,
+                    }
+                ],
+            ),
+            placed("empty", "2026-01-01T00:00:00Z", oid="O8", items=[]),
+            product("good", "2026-01-01T00:00:00Z"),
+            event("hb", "system.heartbeat", "2026-01-01T00:00:00Z"),
+            event("new-kind", "customer.signed_up", "2026-01-01T00:00:00Z", customer_id="C1"),
+        ],
+    )
     reasons = {eid: json.loads(r) for eid, r in rows(lakehouse, Quarantine, "event_id", "reasons")}
     assert reasons == {
-        "bad-product": ["product_id: not_nullable", "category: not_nullable",
-                        "unit_price: decimal_ge_0_max_6_places"],
-        "bad-order": ["items[1].quantity: integer_gt_0",
-                      "items[1].unit_price: decimal_ge_0_max_6_places",
-                      "items[1].discount: decimal_in_0_1_max_6_places"],
+        "bad-product": [
+            "product_id: not_nullable",
+            "category: not_nullable",
+            "unit_price: decimal_ge_0_max_6_places",
+        ],
+        "bad-order": [
+            "items[1].quantity: integer_gt_0",
+            "items[1].unit_price: decimal_ge_0_max_6_places",
+            "items[1].discount: decimal_in_0_1_max_6_places",
+        ],
         "empty": ["items: non_empty_list"],
     }
     assert rows(lakehouse, Order, "order_id") == []  # nothing of a quarantined event applies
     outcomes = dict(rows(lakehouse, EventLedger, "event_id", "outcome"))
-    assert outcomes == {"bad-product": "quarantined", "bad-order": "quarantined",
-                        "empty": "quarantined", "good": "applied", "hb": "not_domain",
-                        "new-kind": "unknown_type"}
+    assert outcomes == {
+        "bad-product": "quarantined",
+        "bad-order": "quarantined",
+        "empty": "quarantined",
+        "good": "applied",
+        "hb": "not_domain",
+        "new-kind": "unknown_type",
+    }
     with lakehouse.connect() as conn:
         recon = conn.execute(reconciliation()).one()._asdict()
     assert recon["bronze_events"] == recon["ledger_rows"] == 6
-    assert recon["unaccounted"] == 0 and recon["quarantine_rows"] == recon["ledger_quarantined"] == 3
+    assert (
+        recon["unaccounted"] == 0 and recon["quarantine_rows"] == recon["ledger_quarantined"] == 3
+    )
 
 
 def test_rerun_is_idempotent_and_pipeline_events_are_not_reprocessed(
     tmp_path: Path, lakehouse: Lakehouse
 ) -> None:
     landing = tmp_path / "landing"
-    step(lakehouse, landing, "1", [product("a", "2026-01-01T00:00:00Z"),
-                                   placed("o", "2026-01-01T00:00:00Z")])
-    snapshot = [rows(lakehouse, m, *[c.name for c in m.__table__.c])
-                for m in (Product, Order, OrderItem, Quarantine)]
+    step(
+        lakehouse,
+        landing,
+        "1",
+        [product("a", "2026-01-01T00:00:00Z"), placed("o", "2026-01-01T00:00:00Z")],
+    )
+    snapshot = [
+        rows(lakehouse, m, *[c.name for c in m.__table__.c])
+        for m in (Product, Order, OrderItem, Quarantine)
+    ]
     again = apply_new_events(lakehouse)
     assert again.events_read == 0
-    assert [rows(lakehouse, m, *[c.name for c in m.__table__.c])
-            for m in (Product, Order, OrderItem, Quarantine)] == snapshot
-
+    assert [
+        rows(lakehouse, m, *[c.name for c in m.__table__.c])
+        for m in (Product, Order, OrderItem, Quarantine)
+    ] == snapshot

@@ -112,7 +112,9 @@ con.close()
 
 def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     # wait4 on the pid gives this child's own rusage (peak RSS), unlike RUSAGE_CHILDREN.
     out_chunks = proc.stdout.read() if proc.stdout else ""
     err_chunks = proc.stderr.read() if proc.stderr else ""
@@ -132,8 +134,16 @@ def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
     if not marker.exists():
         started = time.perf_counter()
         summary = generate_traffic(landing, n_events=n, seed=seed, n_files=files)
-        marker.write_text(json.dumps({"events": n, "seed": seed, "valid": summary.valid_events,
-                                      "seconds": round(time.perf_counter() - started, 1)}))
+        marker.write_text(
+            json.dumps(
+                {
+                    "events": n,
+                    "seed": seed,
+                    "valid": summary.valid_events,
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
+        )
     return landing
 
 
@@ -156,8 +166,15 @@ def bench_one(workdir: Path, n: int, seed: int, files: int) -> dict:
     ref_s, ref_rss, _ = peak_rss_mib(
         [sys.executable, "-c", REFERENCE_WORKER, str(landing), str(dbs["reference"])], env
     )
-    return {"events": n, "grid_run_s": e2e_s, "grid_run_rss_mib": e2e_rss, "stages": stages,
-            "stages_rss_mib": stage_rss, "reference_s": ref_s, "reference_rss_mib": ref_rss}
+    return {
+        "events": n,
+        "grid_run_s": e2e_s,
+        "grid_run_rss_mib": e2e_rss,
+        "stages": stages,
+        "stages_rss_mib": stage_rss,
+        "reference_s": ref_s,
+        "reference_rss_mib": ref_rss,
+    }
 
 
 def render(results: list[dict]) -> str:

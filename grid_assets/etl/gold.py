@@ -9,7 +9,12 @@ from sqlalchemy import Select, Table, literal
 
 from grid_assets.etl import pipeline_events
 from grid_assets.models.base import Instant
-from grid_assets.models.gold import DailyRevenue, OrderStatusCounts, ProductRevenue, RevenueByCategory
+from grid_assets.models.gold import (
+    DailyRevenue,
+    OrderStatusCounts,
+    ProductRevenue,
+    RevenueByCategory,
+)
 from grid_assets.queries import gold as q
 from grid_assets.resources.lakehouse import Lakehouse
 

@@ -47,9 +47,9 @@ class SilverResult:
             ("silver.order_items", batch.order_items),
         ):
             self.rows_staged[name] = self.rows_staged.get(name, 0) + table.num_rows
-        self.rows_staged["silver.quarantine"] = self.rows_staged.get(
-            "silver.quarantine", 0
-        ) + len(batch.quarantine)
+        self.rows_staged["silver.quarantine"] = self.rows_staged.get("silver.quarantine", 0) + len(
+            batch.quarantine
+        )
 
 
 def read_cursor(conn: Connection) -> int:
@@ -74,7 +74,7 @@ def _save_cursor(conn: Connection, seq: int, now: datetime) -> None:
     )
 
 
-def _ledger_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:  # noqa: ANN001
+def _ledger_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:
     return pa.table(
         {
             "event_id": [r.event_id for r in rows],
@@ -87,7 +87,7 @@ def _ledger_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.T
     )
 
 
-def _quarantine_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:  # noqa: ANN001
+def _quarantine_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:
     bad = [r for r in rows if r.event_id in batch.quarantine]
     return pa.table(
         {
@@ -138,9 +138,7 @@ def _read_batches(conn: Connection, cursor: int, batch_events: int) -> Iterator[
     """Bronze GRID events after `cursor`, in arrival order, `batch_events` at a time."""
     while True:
         with conn.begin():
-            rows = [
-                BronzeRow(*r) for r in conn.execute(q.unprocessed_events(cursor, batch_events))
-            ]
+            rows = [BronzeRow(*r) for r in conn.execute(q.unprocessed_events(cursor, batch_events))]
         if not rows:
             return
         yield rows

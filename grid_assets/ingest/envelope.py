@@ -144,7 +144,6 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-
 def envelope_hash(values: dict[str, Any]) -> str:
     """Canonical hash of every envelope member but the payload.
 

@@ -14,7 +14,7 @@ EVENTS = Event.__table__
 HEARTBEAT = "system.heartbeat"
 
 
-def grid_events_filter():  # noqa: ANN201
+def grid_events_filter():
     return ~EVENTS.c.event_type.startswith("pipeline.")
 
 
@@ -40,7 +40,9 @@ def last_grid_event_at() -> Select:
 
 def rejected_share() -> Select:
     rejected = select(func.count()).select_from(RejectedEvent.__table__).scalar_subquery()
-    accepted = select(func.count()).where(grid_events_filter()).select_from(EVENTS).scalar_subquery()
+    accepted = (
+        select(func.count()).where(grid_events_filter()).select_from(EVENTS).scalar_subquery()
+    )
     return select(rejected, accepted)
 
 
@@ -120,7 +122,10 @@ def silver_violations() -> dict[str, Select]:
         .where(
             ~select(orders.c.order_id)
             .where(
-                and_(orders.c.order_id == items.c.order_id, orders.c.placed_event_id == items.c.event_id)
+                and_(
+                    orders.c.order_id == items.c.order_id,
+                    orders.c.placed_event_id == items.c.event_id,
+                )
             )
             .exists()
         ),
@@ -132,7 +137,11 @@ def unknown_product_lines() -> Select:
     return (
         select(func.count())
         .select_from(items)
-        .where(~select(products.c.product_id).where(products.c.product_id == items.c.product_id).exists())
+        .where(
+            ~select(products.c.product_id)
+            .where(products.c.product_id == items.c.product_id)
+            .exists()
+        )
     )
 
 

@@ -86,7 +86,7 @@ def _compile_insert_overwrite(element: InsertOverwrite, compiler, **kw) -> str:
     return f"INSERT OVERWRITE {table} ({columns}) {compiler.process(element.select, **kw)}"
 
 
-class int_div(FunctionElement):  # noqa: N801 (reads like the SQL function it renders)
+class int_div(FunctionElement):
     """Integer division that truncates, which each engine spells differently."""
 
     type = BigInteger()
@@ -138,7 +138,7 @@ def _utc_date_databricks(element: utc_date, compiler, **kw) -> str:
     return f"date_from_unix_date(CAST(floor(unix_seconds({instant}) / 86400) AS INT))"
 
 
-class seconds_between(FunctionElement):  # noqa: N801
+class seconds_between(FunctionElement):
     """Whole seconds from the first instant to the second."""
 
     type = BigInteger()

@@ -73,7 +73,7 @@ def revenue_lines() -> FromClause:
     )
 
 
-def revenue_by_category(computed_at) -> Select:  # noqa: ANN001
+def revenue_by_category(computed_at) -> Select:
     lines = revenue_lines()
     return select(
         lines.c.category,
@@ -84,7 +84,7 @@ def revenue_by_category(computed_at) -> Select:  # noqa: ANN001
     ).group_by(lines.c.category)
 
 
-def daily_revenue(computed_at) -> Select:  # noqa: ANN001
+def daily_revenue(computed_at) -> Select:
     lines = revenue_lines()
     per_day = (
         select(
@@ -106,7 +106,7 @@ def daily_revenue(computed_at) -> Select:  # noqa: ANN001
     )
 
 
-def order_status_counts(computed_at) -> Select:  # noqa: ANN001
+def order_status_counts(computed_at) -> Select:
     return select(
         ORDERS.c.status,
         func.count().label("order_count"),
@@ -114,7 +114,7 @@ def order_status_counts(computed_at) -> Select:  # noqa: ANN001
     ).group_by(ORDERS.c.status)
 
 
-def product_revenue(computed_at) -> Select:  # noqa: ANN001
+def product_revenue(computed_at) -> Select:
     lines = revenue_lines()
     per_product = (
         select(
@@ -128,9 +128,7 @@ def product_revenue(computed_at) -> Select:  # noqa: ANN001
         .group_by(lines.c.product_id)
         .subquery("per_product")
     )
-    rank = func.row_number().over(
-        order_by=[per_product.c.revenue.desc(), per_product.c.product_id]
-    )
+    rank = func.row_number().over(order_by=[per_product.c.revenue.desc(), per_product.c.product_id])
     return select(*per_product.c, rank.label("revenue_rank"), computed_at.label("computed_at"))
 
 
@@ -140,4 +138,5 @@ def total_revenue() -> Select:
     return select(
         round_money(func.sum(lines.c.line_revenue)).label("revenue"),
         func.count(func.distinct(lines.c.order_id)).label("order_count"),
+        func.coalesce(func.sum(lines.c.quantity), 0).label("units"),
     )

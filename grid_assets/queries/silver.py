@@ -28,7 +28,7 @@ ORDER_ITEMS = OrderItem.__table__
 EVENTS = Event.__table__
 
 
-def newer(instant_new, id_new, instant_old, id_old) -> ColumnElement[bool]:  # noqa: ANN001
+def newer(instant_new, id_new, instant_old, id_old) -> ColumnElement[bool]:
     """Latest-wins order: by occurred_at, ties by event_id."""
     return or_(
         instant_old.is_(None),
@@ -129,7 +129,7 @@ def insert_current_items(stage_items: FromClause) -> Insert:
     return insert(ORDER_ITEMS).from_select(columns, query)
 
 
-def insert_missing(target, stage: FromClause, keys: list[str]) -> Insert:  # noqa: ANN001
+def insert_missing(target, stage: FromClause, keys: list[str]) -> Insert:
     """INSERT ... SELECT of staged rows whose key is not in `target` yet (idempotent append)."""
     columns = [c.name for c in stage.c if c.name in target.c]
     query = select(*(stage.c[c] for c in columns)).where(
@@ -163,6 +163,6 @@ def quarantine_count() -> Select:
     return select(func.count()).select_from(Quarantine.__table__)
 
 
-def literal_row(**values) -> FromClause:  # noqa: ANN003
+def literal_row(**values) -> FromClause:
     """A one-row relation of literal values, aliased `s`, for single-row MERGEs."""
     return select(*(literal(v).label(k) for k, v in values.items())).subquery("s")

@@ -173,7 +173,7 @@ class Lakehouse:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def _arrow_to_sql_type(arrow_type: pa.DataType):  # noqa: ANN202 (SQLAlchemy type instance)
+def _arrow_to_sql_type(arrow_type: pa.DataType):
     from sqlalchemy import BigInteger, Boolean, DateTime, Numeric, String
 
     if pa.types.is_integer(arrow_type):

@@ -36,23 +36,23 @@ class ProductSchema(_RawModel):
     event_id: Series[str] = pa.Field(nullable=False)
 
     @pa.check("product_id", "category", element_wise=True, name="non_empty_string")
-    def _non_empty(cls, value) -> bool:  # noqa: ANN001, N805
+    def _non_empty(cls, value) -> bool:
         return values.is_text(value)
 
     @pa.check("name", element_wise=True, name="string")
-    def _name(cls, value) -> bool:  # noqa: ANN001, N805
+    def _name(cls, value) -> bool:
         return values.is_optional_text(value)
 
     @pa.check("unit_price", element_wise=True, name="decimal_ge_0_max_6_places")
-    def _price(cls, value) -> bool:  # noqa: ANN001, N805
+    def _price(cls, value) -> bool:
         return values.is_money(value)
 
     @pa.check("currency", element_wise=True, name="three_letters")
-    def _currency(cls, value) -> bool:  # noqa: ANN001, N805
+    def _currency(cls, value) -> bool:
         return values.is_currency(value)
 
     @pa.check("active", element_wise=True, name="boolean")
-    def _active(cls, value) -> bool:  # noqa: ANN001, N805
+    def _active(cls, value) -> bool:
         return values.is_bool(value)
 
 
@@ -69,15 +69,15 @@ class OrderSchema(_RawModel):
     placed_event_id: Series[Raw] = pa.Field(nullable=True)
 
     @pa.check("order_id", element_wise=True, name="non_empty_string")
-    def _order_id(cls, value) -> bool:  # noqa: ANN001, N805
+    def _order_id(cls, value) -> bool:
         return values.is_text(value)
 
     @pa.check("customer_id", element_wise=True, name="string")
-    def _customer(cls, value) -> bool:  # noqa: ANN001, N805
+    def _customer(cls, value) -> bool:
         return values.is_optional_text(value)
 
     @pa.check("currency", element_wise=True, name="three_letters")
-    def _currency(cls, value) -> bool:  # noqa: ANN001, N805
+    def _currency(cls, value) -> bool:
         return value is None or values.is_currency(value)
 
 
@@ -93,19 +93,19 @@ class OrderItemSchema(_RawModel):
     event_id: Series[str] = pa.Field(nullable=False)
 
     @pa.check("order_id", "product_id", element_wise=True, name="non_empty_string")
-    def _ids(cls, value) -> bool:  # noqa: ANN001, N805
+    def _ids(cls, value) -> bool:
         return values.is_text(value)
 
     @pa.check("quantity", element_wise=True, name="integer_gt_0")
-    def _quantity(cls, value) -> bool:  # noqa: ANN001, N805
+    def _quantity(cls, value) -> bool:
         return values.is_positive_int(value)
 
     @pa.check("unit_price", element_wise=True, name="decimal_ge_0_max_6_places")
-    def _price(cls, value) -> bool:  # noqa: ANN001, N805
+    def _price(cls, value) -> bool:
         return values.is_money(value)
 
     @pa.check("discount", element_wise=True, name="decimal_in_0_1_max_6_places")
-    def _discount(cls, value) -> bool:  # noqa: ANN001, N805
+    def _discount(cls, value) -> bool:
         return values.is_discount(value)
 
 

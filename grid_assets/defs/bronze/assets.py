@@ -1,6 +1,5 @@
 """Bronze assets: the append-only event log and its dead letters."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +33,9 @@ REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
         ),
     ],
 )
-def bronze_ingest(context: dg.AssetExecutionContext, lakehouse: LakehouseResource, landing: LandingFolder):
+def bronze_ingest(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, landing: LandingFolder
+):
     """Read every new line of every landing file into Bronze; bad lines go to rejected_events."""
     lh = lakehouse.get_lakehouse()
     lh.create_tables()

@@ -1,6 +1,5 @@
 """Bronze checks: is GRID still alive (heartbeat gaps, freshness) and how much input is bad."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -15,8 +14,11 @@ FRESHNESS_MAX_LAG_S = 6 * 3600
 REJECTED_MAX_SHARE = 0.05
 
 
-@dg.asset_check(asset=EVENTS_KEY, description="No gap between consecutive GRID heartbeats is "
-                "longer than an hour (measured on occurred_at, inside the engine).")
+@dg.asset_check(
+    asset=EVENTS_KEY,
+    description="No gap between consecutive GRID heartbeats is "
+    "longer than an hour (measured on occurred_at, inside the engine).",
+)
 def heartbeat_gaps(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.get_lakehouse().connect() as conn:
         max_gap, beats, last_beat = conn.execute(q.heartbeat_gaps()).one()
@@ -34,8 +36,11 @@ def heartbeat_gaps(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=EVENTS_KEY, description="The newest GRID event arrived within the last six "
-                "hours (wall clock): the event heartbeat has not stopped.")
+@dg.asset_check(
+    asset=EVENTS_KEY,
+    description="The newest GRID event arrived within the last six "
+    "hours (wall clock): the event heartbeat has not stopped.",
+)
 def events_freshness(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.get_lakehouse().connect() as conn:
         last_occurred, last_ingested = conn.execute(q.last_grid_event_at()).one()

@@ -1,6 +1,5 @@
 """Sensors on the landing folder (new raw files) and on Bronze's event log (new GRID events)."""
 
-
 import json
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from grid_assets.resources.lakehouse import LakehouseResource
 EVENTS = Event.__table__
 
 
-@dg.sensor(job=medallion_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    job=medallion_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED
+)
 def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFolder):
     """Runs the whole graph when a landing file appears or grows (cursor: name -> size)."""
     seen = json.loads(context.cursor) if context.cursor else {}
@@ -34,7 +35,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFo
     )
 
 
-@dg.sensor(job=silver_gold_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    job=silver_gold_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED
+)
 def new_events_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource):
     """Runs Silver and Gold when `bronze.events` holds GRID events past Silver's cursor.
 

@@ -1,6 +1,5 @@
 """Gold assets: analytical tables recomputed inside the engine from Silver."""
 
-
 import dagster as dg
 
 from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
@@ -13,8 +12,11 @@ GOLD_DEPS = [silver_key("products"), silver_key("orders"), silver_key("order_ite
 
 
 def _model_for(name: str) -> type:
-    return next(m.class_ for m in Base.registry.mappers if m.class_.__tablename__ == name
-                and m.local_table.schema == "gold")
+    return next(
+        m.class_
+        for m in Base.registry.mappers
+        if m.class_.__tablename__ == name and m.local_table.schema == "gold"
+    )
 
 
 def _gold_asset(name: str) -> dg.AssetsDefinition:
@@ -28,7 +30,9 @@ def _gold_asset(name: str) -> dg.AssetsDefinition:
         metadata=spec_metadata(table),
         kinds={"duckdb", "databricks"},
     )
-    def _asset(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+    ) -> dg.MaterializeResult:
         lh = lakehouse.get_lakehouse()
         lh.create_tables()
         rebuild(lh, name, run_id=context.run_id)

@@ -1,6 +1,5 @@
 """The nightly run: the whole graph, checks included, after the day's files have landed."""
 
-
 import dagster as dg
 
 from grid_assets.defs.jobs import medallion_job

@@ -1,6 +1,5 @@
 """Silver assets: current state of products, orders and order lines, plus what was quarantined."""
 
-
 import dagster as dg
 
 from grid_assets.defs.bronze.assets import EVENTS_KEY

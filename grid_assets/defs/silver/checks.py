@@ -1,6 +1,5 @@
 """Silver checks: every Bronze event is accounted for, and no rule-breaking row got in."""
 
-
 import dagster as dg
 
 from grid_assets.defs.silver.assets import silver_key
@@ -25,7 +24,10 @@ def events_reconcile(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
     return dg.AssetCheckResult(
         passed=passed,
-        metadata={**{k: int(v) for k, v in row.items()}, "outcomes": dg.MetadataValue.json(outcomes)},
+        metadata={
+            **{k: int(v) for k, v in row.items()},
+            "outcomes": dg.MetadataValue.json(outcomes),
+        },
     )
 
 
@@ -37,7 +39,10 @@ def events_reconcile(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
 )
 def silver_rules_hold(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.get_lakehouse().connect() as conn:
-        violations = {name: int(conn.execute(stmt).scalar_one()) for name, stmt in q.silver_violations().items()}
+        violations = {
+            name: int(conn.execute(stmt).scalar_one())
+            for name, stmt in q.silver_violations().items()
+        }
     return dg.AssetCheckResult(passed=not any(violations.values()), metadata=violations)
 
 
