@@ -39,7 +39,8 @@ MAX_PARAMS_PER_STATEMENT = 256
 
 
 def _is_lock_error(exc: BaseException) -> bool:
-    return "lock" in str(exc).lower() and "conflict" not in str(exc).lower()
+    """DuckDB's 'Could not set lock on file ... Conflicting lock is held in <process>'."""
+    return "could not set lock" in str(exc).lower()
 
 
 @dataclass
