@@ -1,0 +1,485 @@
+"""The rest of what Bronze, Silver and the pipeline's own events send to Databricks, checked as
+reviewed SQL text: no warehouse, no Spark, no network.
+
+`test_databricks_compile.py` pins the CREATE TABLEs, the Silver MERGEs and INSERT OVERWRITE, and
+`test_databricks_bulk_writes.py` the multi-row VALUES; this file pins every other write and
+bookkeeping statement of a Bronze or Silver batch.
+
+Nothing is rebuilt by hand. Statements made by a function in `queries/` come from calling it; the
+ones built inline in `etl/` come from running the etl function itself on a recording Databricks
+connection (SQLAlchemy's mock engine: each statement is captured instead of sent). Stage relations
+are the tables `Lakehouse.staged` really creates on Databricks (in the target's schema, named
+`stage_<table>_<12 hex>`); the random suffix is dropped from the compiled SQL.
+
+Every value (the literal row of a MERGE, the `ingest_seq` base, the LIMIT, ...) is a bound
+parameter in production, never inlined text, so the statements are compiled with parameters and
+the parameters are pinned alongside the SQL. Each statement must also compile for DuckDB, whose
+execution is covered by the DuckDB tiers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb_engine
+import pyarrow as pa
+import pytest
+from databricks.sqlalchemy import DatabricksDialect
+from sqlalchemy import Table, create_mock_engine
+from sqlalchemy.sql import ClauseElement
+
+from grid_assets.etl import bronze, pipeline_events, silver
+from grid_assets.ingest.envelope import Envelope, envelope_hash
+from grid_assets.ingest.landing import LandingFile, RawLine
+from grid_assets.models.bronze import Event
+from grid_assets.models.silver import Order, OrderItem
+from grid_assets.queries import silver as silver_queries
+from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.transform.silver_rows import build_silver_batch
+
+DATABRICKS = DatabricksDialect()
+DUCKDB = duckdb_engine.Dialect()
+EVENTS = Event.__table__
+NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+RUN_ID = "run-1"
+# What the recording connection answers to `.scalar()`: the current max(ingest_seq), the cursor.
+STORED_SEQ = 41
+_STAGE_SUFFIX = re.compile(r"\b(stage_\w+?)_[0-9a-f]{12}\b")
+
+
+# --- recording Databricks connection ---------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    value: int
+
+    def all(self) -> list:
+        return []  # no stored row matches: every staged event is new
+
+    def scalar(self) -> int:
+        return self.value
+
+    def scalar_one(self) -> int:
+        return self.value
+
+
+@dataclass
+class Recorder:
+    """A Databricks connection that records each statement (DDL included) instead of sending it."""
+
+    statements: list[ClauseElement] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.conn: Any = create_mock_engine("databricks://", self._execute)
+        self.lakehouse = Lakehouse(self.conn)
+
+    def _execute(self, statement: ClauseElement, parameters: Any = None) -> _Result:
+        assert parameters is None, "the pipeline passes values inside statements"
+        self.statements.append(statement)
+        return _Result(STORED_SEQ)
+
+    def sql(self) -> list[str]:
+        return [databricks_sql(statement) for statement in self.statements]
+
+    def find(self, head: str) -> ClauseElement:
+        """The one recorded statement whose Databricks SQL starts with the words `head`."""
+        starts = re.compile(re.escape(head) + r"(\W|$)")
+        found = [s for s, sql in zip(self.statements, self.sql(), strict=True) if starts.match(sql)]
+        assert len(found) == 1, (head, self.sql())
+        return found[0]
+
+
+def staged_on_databricks(like: Table, rows: pa.Table) -> Table:
+    """The scratch table `Lakehouse.staged` creates for `rows` on Databricks."""
+    recorder = Recorder()
+    with recorder.lakehouse.staged(recorder.conn, rows, like) as relation:
+        return relation
+
+
+# --- compiling and comparing -----------------------------------------------------------------
+
+
+def normalized(sql: str) -> str:
+    return _STAGE_SUFFIX.sub(r"\1", " ".join(sql.split()))
+
+
+def databricks_sql(statement: ClauseElement) -> str:
+    return normalized(str(statement.compile(dialect=DATABRICKS)))
+
+
+def assert_pinned(statement: ClauseElement, expected_sql: str, params: dict[str, Any]) -> None:
+    """The reviewed Databricks SQL and parameters; and the statement compiles for DuckDB."""
+    compiled = statement.compile(dialect=DATABRICKS)
+    assert normalized(str(compiled)) == normalized(expected_sql)
+    assert (compiled.params or {}) == params  # DDL compilers have no params (None)
+    assert (statement.compile(dialect=DUCKDB).params or {}) == params
+
+
+def recorded(run: Callable[[Recorder], object]) -> Recorder:
+    recorder = Recorder()
+    run(recorder)
+    return recorder
+
+
+# --- Bronze: one batch of landing lines (etl.bronze._write_batch) ----------------------------
+
+SOURCE_FILE = "2026-11-27.ndjson"
+GOOD_LINE = RawLine(SOURCE_FILE, 7, '{"event_id":"e-1"}', '{"event_id":"e-1"}')
+BAD_LINE = RawLine(SOURCE_FILE, 8, "not json", "not json")
+ENVELOPE = Envelope(
+    event_id="e-1",
+    event_type="order.placed",
+    occurred_at=NOW,
+    source="shop",
+    payload_text='{"order_id":"o-1"}',
+    envelope_hash="h-1",
+)
+
+
+@pytest.fixture(scope="module")
+def bronze_batch() -> Recorder:
+    """What one Bronze batch of a new event and a rejected line sends."""
+    batch = bronze._Batch(
+        events=[(GOOD_LINE, ENVELOPE)], rejected=[(BAD_LINE, "invalid_json", None)]
+    )
+    result = bronze.BronzeResult()
+    recorder = recorded(
+        lambda r: bronze._write_batch(r.lakehouse, r.conn, batch, RUN_ID, NOW, result)
+    )
+    assert (result.events_inserted, result.rejected) == (1, 1)
+    return recorder
+
+
+def test_bronze_batch_sends_these_statements_in_this_order(bronze_batch: Recorder) -> None:
+    """bronze._write_batch: stage, look up, number and append the events, then the rejects."""
+    heads = [" ".join(sql.split()[:3]) for sql in bronze_batch.sql()]
+    assert heads == [
+        "CREATE TABLE bronze.stage_events",
+        "INSERT INTO bronze.stage_events",  # multi-row VALUES (test_databricks_bulk_writes.py)
+        "SELECT bronze.stage_events.batch_pos, bronze.events.envelope_hash,",
+        "SELECT coalesce(max(bronze.events.ingest_seq), :`coalesce_2`)",
+        "INSERT INTO bronze.events",
+        "DROP TABLE bronze.stage_events",
+        "CREATE TABLE bronze.stage_rejected_events",
+        "INSERT INTO bronze.stage_rejected_events",
+        "INSERT INTO bronze.rejected_events",
+        "DROP TABLE bronze.stage_rejected_events",
+    ]
+
+
+def test_bronze_stage_table_ddl(bronze_batch: Recorder) -> None:
+    """Lakehouse.staged on Databricks: a nullable, keyless Delta table in the target's schema,
+    typed like it (instants as TIMESTAMP), plus the batch-only `batch_pos`; dropped after use."""
+    assert_pinned(
+        bronze_batch.find("CREATE TABLE bronze.stage_events"),
+        """
+        CREATE TABLE bronze.stage_events (
+          event_id STRING, event_type STRING, occurred_at TIMESTAMP, ingested_at TIMESTAMP,
+          source STRING, payload STRING, envelope_hash STRING, source_file STRING,
+          line_number INT, run_id STRING, batch_pos BIGINT
+        ) USING DELTA
+        TBLPROPERTIES('delta.feature.allowColumnDefaults' = 'enabled')
+        """,
+        {},
+    )
+    assert_pinned(
+        bronze_batch.find("DROP TABLE bronze.stage_events"), "DROP TABLE bronze.stage_events", {}
+    )
+
+
+def test_bronze_already_stored_lookup(bronze_batch: Recorder) -> None:
+    """bronze._write_batch: staged events whose event_id is stored, to tell duplicates from
+    conflicts."""
+    assert_pinned(
+        bronze_batch.find("SELECT bronze.stage_events.batch_pos"),
+        """
+        SELECT bronze.stage_events.batch_pos, bronze.events.envelope_hash, bronze.events.payload
+        FROM bronze.stage_events
+        JOIN bronze.events ON bronze.events.event_id = bronze.stage_events.event_id
+        """,
+        {},
+    )
+
+
+def test_bronze_max_ingest_seq(bronze_batch: Recorder) -> None:
+    """bronze._write_batch: the highest ingest_seq stored, the base the batch is numbered from."""
+    assert_pinned(
+        bronze_batch.find("SELECT coalesce(max(bronze.events.ingest_seq)"),
+        """
+        SELECT coalesce(max(bronze.events.ingest_seq), :`coalesce_2`) AS coalesce_1
+        FROM bronze.events
+        """,
+        {"coalesce_2": 0},
+    )
+
+
+def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
+    """bronze._write_batch: append the staged events not stored yet, numbered base + batch_pos."""
+    assert_pinned(
+        bronze_batch.find("INSERT INTO bronze.events"),
+        """
+        INSERT INTO bronze.events (event_id, event_type, occurred_at, ingested_at, source,
+          payload, envelope_hash, source_file, line_number, run_id, ingest_seq)
+        SELECT bronze.stage_events.event_id, bronze.stage_events.event_type,
+          bronze.stage_events.occurred_at, bronze.stage_events.ingested_at,
+          bronze.stage_events.source, bronze.stage_events.payload,
+          bronze.stage_events.envelope_hash, bronze.stage_events.source_file,
+          bronze.stage_events.line_number, bronze.stage_events.run_id,
+          bronze.stage_events.batch_pos + :`param_1` AS ingest_seq
+        FROM bronze.stage_events
+        WHERE NOT (EXISTS (SELECT bronze.events.event_id, bronze.events.ingest_seq,
+            bronze.events.event_type, bronze.events.occurred_at, bronze.events.ingested_at,
+            bronze.events.source, bronze.events.payload, bronze.events.envelope_hash,
+            bronze.events.source_file, bronze.events.line_number, bronze.events.run_id
+          FROM bronze.events
+          WHERE bronze.events.event_id = bronze.stage_events.event_id))
+        """,
+        {"param_1": STORED_SEQ},
+    )
+
+
+def test_bronze_rejected_lines_insert(bronze_batch: Recorder) -> None:
+    """bronze._write_batch: dead-letter the batch's rejected lines not recorded yet
+    (insert_missing keyed on source_file, line_number)."""
+    assert_pinned(
+        bronze_batch.find("INSERT INTO bronze.rejected_events"),
+        """
+        INSERT INTO bronze.rejected_events (source_file, line_number, raw_line, reason, event_id,
+          rejected_at, run_id)
+        SELECT bronze.stage_rejected_events.source_file, bronze.stage_rejected_events.line_number,
+          bronze.stage_rejected_events.raw_line, bronze.stage_rejected_events.reason,
+          bronze.stage_rejected_events.event_id, bronze.stage_rejected_events.rejected_at,
+          bronze.stage_rejected_events.run_id
+        FROM bronze.stage_rejected_events
+        WHERE NOT (EXISTS (SELECT * FROM bronze.rejected_events
+          WHERE bronze.rejected_events.source_file = bronze.stage_rejected_events.source_file
+            AND bronze.rejected_events.line_number = bronze.stage_rejected_events.line_number))
+        """,
+        {},
+    )
+
+
+def test_bronze_progress_merge() -> None:
+    """bronze._save_progress: how far the file has been read, upserted from one literal row."""
+    landing_file = LandingFile(SOURCE_FILE, Path("/landing") / SOURCE_FILE, 4096)
+    recorder = recorded(lambda r: bronze._save_progress(r.conn, landing_file, 8, RUN_ID, NOW))
+
+    (statement,) = recorder.statements
+    assert_pinned(
+        statement,
+        """
+        MERGE INTO bronze.ingested_files AS t
+        USING (SELECT :`param_1` AS source_file, :`param_2` AS lines_read,
+          :`param_3` AS size_bytes, :`param_4` AS updated_at, :`param_5` AS run_id) AS s
+        ON t.source_file = s.source_file
+        WHEN MATCHED THEN UPDATE SET lines_read = s.lines_read, size_bytes = s.size_bytes,
+          updated_at = s.updated_at, run_id = s.run_id
+        WHEN NOT MATCHED THEN INSERT (source_file, lines_read, size_bytes, updated_at, run_id)
+          VALUES (s.source_file, s.lines_read, s.size_bytes, s.updated_at, s.run_id)
+        """,
+        {"param_1": SOURCE_FILE, "param_2": 8, "param_3": 4096, "param_4": NOW, "param_5": RUN_ID},
+    )
+
+
+# --- Silver: one batch of Bronze events (etl.silver) ----------------------------------------
+
+EMPTY_BATCH = build_silver_batch([])
+
+
+def test_silver_unprocessed_events() -> None:
+    """silver._read_batches: the next GRID events after the cursor, in arrival order."""
+    assert_pinned(
+        silver_queries.unprocessed_events(STORED_SEQ, silver.BATCH_EVENTS),
+        """
+        SELECT bronze.events.event_id, bronze.events.ingest_seq, bronze.events.event_type,
+          bronze.events.occurred_at, bronze.events.payload
+        FROM bronze.events
+        WHERE bronze.events.ingest_seq > :`ingest_seq_1`
+          AND (bronze.events.event_type NOT LIKE :`event_type_1` || '%')
+        ORDER BY bronze.events.ingest_seq
+        LIMIT :`param_1`
+        """,
+        # The LIMIT is bound as an INT parameter (the value fits), which is what LIMIT accepts.
+        {"ingest_seq_1": STORED_SEQ, "event_type_1": "pipeline.", "param_1": 100_000},
+    )
+
+
+def test_silver_quarantine_insert() -> None:
+    """silver._apply: quarantine the batch's events that broke Silver rules, once each."""
+    rows = silver._quarantine_rows([], EMPTY_BATCH, RUN_ID, NOW)
+    stage = staged_on_databricks(silver.QUARANTINE, rows)
+    assert_pinned(
+        silver_queries.insert_missing(silver.QUARANTINE, stage, ["event_id"]),
+        """
+        INSERT INTO silver.quarantine (event_id, event_type, reasons, occurred_at,
+          quarantined_at, run_id)
+        SELECT silver.stage_quarantine.event_id, silver.stage_quarantine.event_type,
+          silver.stage_quarantine.reasons, silver.stage_quarantine.occurred_at,
+          silver.stage_quarantine.quarantined_at, silver.stage_quarantine.run_id
+        FROM silver.stage_quarantine
+        WHERE NOT (EXISTS (SELECT * FROM silver.quarantine
+          WHERE silver.quarantine.event_id = silver.stage_quarantine.event_id))
+        """,
+        {},
+    )
+
+
+def test_silver_event_ledger_insert() -> None:
+    """silver._apply: record what Silver did with each event of the batch, once each."""
+    rows = silver._ledger_rows([], EMPTY_BATCH, RUN_ID, NOW)
+    stage = staged_on_databricks(silver.LEDGER, rows)
+    assert_pinned(
+        silver_queries.insert_missing(silver.LEDGER, stage, ["event_id"]),
+        """
+        INSERT INTO silver.event_ledger (event_id, ingest_seq, event_type, outcome, processed_at,
+          run_id)
+        SELECT silver.stage_event_ledger.event_id, silver.stage_event_ledger.ingest_seq,
+          silver.stage_event_ledger.event_type, silver.stage_event_ledger.outcome,
+          silver.stage_event_ledger.processed_at, silver.stage_event_ledger.run_id
+        FROM silver.stage_event_ledger
+        WHERE NOT (EXISTS (SELECT * FROM silver.event_ledger
+          WHERE silver.event_ledger.event_id = silver.stage_event_ledger.event_id))
+        """,
+        {},
+    )
+
+
+def test_silver_delete_superseded_items() -> None:
+    """silver._apply: drop lines of the batch's orders that are not from the latest placement."""
+    stage = staged_on_databricks(Order.__table__, EMPTY_BATCH.orders)
+    assert_pinned(
+        silver_queries.delete_superseded_items(stage),
+        """
+        DELETE FROM silver.order_items
+        WHERE silver.order_items.order_id IN (SELECT silver.stage_orders.order_id
+            FROM silver.stage_orders)
+          AND NOT (EXISTS (SELECT * FROM silver.orders
+            WHERE silver.orders.order_id = silver.order_items.order_id
+              AND silver.orders.placed_event_id = silver.order_items.event_id))
+        """,
+        {},
+    )
+
+
+def test_silver_insert_current_items() -> None:
+    """silver._apply: insert staged lines of each order's latest placement not there yet."""
+    stage = staged_on_databricks(OrderItem.__table__, EMPTY_BATCH.order_items)
+    assert_pinned(
+        silver_queries.insert_current_items(stage),
+        """
+        INSERT INTO silver.order_items (order_id, line_number, product_id, quantity, unit_price,
+          discount, event_id)
+        SELECT silver.stage_order_items.order_id, silver.stage_order_items.line_number,
+          silver.stage_order_items.product_id, silver.stage_order_items.quantity,
+          silver.stage_order_items.unit_price, silver.stage_order_items.discount,
+          silver.stage_order_items.event_id
+        FROM silver.stage_order_items
+        JOIN silver.orders ON silver.orders.order_id = silver.stage_order_items.order_id
+          AND silver.orders.placed_event_id = silver.stage_order_items.event_id
+        WHERE NOT (EXISTS (SELECT * FROM silver.order_items
+          WHERE silver.order_items.order_id = silver.stage_order_items.order_id
+            AND silver.order_items.line_number = silver.stage_order_items.line_number))
+        """,
+        {},
+    )
+
+
+def test_silver_cursor_merge() -> None:
+    """silver._save_cursor: advance the consumer's cursor, never backwards."""
+    recorder = recorded(lambda r: silver._save_cursor(r.conn, 99, NOW))
+
+    (statement,) = recorder.statements
+    assert_pinned(
+        statement,
+        """
+        MERGE INTO silver.cursors AS t
+        USING (SELECT :`param_1` AS consumer, :`param_2` AS last_ingest_seq,
+          :`param_3` AS updated_at) AS s
+        ON t.consumer = s.consumer
+        WHEN MATCHED AND (t.last_ingest_seq < s.last_ingest_seq)
+        THEN UPDATE SET last_ingest_seq = s.last_ingest_seq, updated_at = s.updated_at
+        WHEN NOT MATCHED THEN INSERT (consumer, last_ingest_seq, updated_at)
+          VALUES (s.consumer, s.last_ingest_seq, s.updated_at)
+        """,
+        {"param_1": silver.CONSUMER, "param_2": 99, "param_3": NOW},
+    )
+
+
+def test_silver_read_cursor() -> None:
+    """silver.read_cursor (Silver step and the Bronze sensor): the consumer's last ingest_seq."""
+    recorder = recorded(lambda r: silver.read_cursor(r.conn))
+
+    (statement,) = recorder.statements
+    assert_pinned(
+        statement,
+        """
+        SELECT silver.cursors.last_ingest_seq FROM silver.cursors
+        WHERE silver.cursors.consumer = :`consumer_1`
+        """,
+        {"consumer_1": silver.CONSUMER},
+    )
+
+
+# --- the pipeline's own events and table counts ---------------------------------------------
+
+
+def test_pipeline_event_next_seq_and_insert() -> None:
+    """pipeline_events.emit (every Silver/Gold write): next ingest_seq, then one event row."""
+    emitted: list[str] = []
+    recorder = recorded(
+        lambda r: emitted.append(
+            pipeline_events.emit(r.conn, "pipeline.table_written", {"rows": 3}, RUN_ID, NOW)
+        )
+    )
+
+    next_seq, insert = recorder.statements
+    assert_pinned(
+        next_seq,
+        """
+        SELECT coalesce(max(bronze.events.ingest_seq), :`coalesce_1`) + :`coalesce_2` AS anon_1
+        FROM bronze.events
+        """,
+        {"coalesce_1": 0, "coalesce_2": 1},
+    )
+    (event_id,) = emitted
+    assert_pinned(
+        insert,
+        # source_file and line_number are left out: NULL, as the columns are nullable.
+        """
+        INSERT INTO bronze.events (event_id, ingest_seq, event_type, occurred_at, ingested_at,
+          source, payload, envelope_hash, run_id)
+        VALUES (:`event_id`, :`ingest_seq`, :`event_type`, :`occurred_at`, :`ingested_at`,
+          :`source`, :`payload`, :`envelope_hash`, :`run_id`)
+        """,
+        {
+            "event_id": event_id,
+            "ingest_seq": STORED_SEQ,
+            "event_type": "pipeline.table_written",
+            "occurred_at": NOW,
+            "ingested_at": NOW,
+            "source": pipeline_events.PIPELINE_SOURCE,
+            "payload": '{"rows":3}',
+            "envelope_hash": envelope_hash(
+                {
+                    "event_id": event_id,
+                    "event_type": "pipeline.table_written",
+                    "source": pipeline_events.PIPELINE_SOURCE,
+                }
+            ),
+            "run_id": RUN_ID,
+        },
+    )
+
+
+def test_lakehouse_count() -> None:
+    """Lakehouse.count (Gold step, table metadata, CLI): a table's row count."""
+    recorder = recorded(lambda r: r.lakehouse.count(r.conn, EVENTS))
+
+    (statement,) = recorder.statements
+    assert_pinned(statement, "SELECT count(*) AS count_1 FROM bronze.events", {})
