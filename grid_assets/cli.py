@@ -23,14 +23,18 @@ app = typer.Typer(
 console = Console()
 
 
-def _print_table(lakehouse, table, order_by, limit: int = 20) -> None:
+TEXT_COLUMNS = ("category", "status", "product_id", "product_name")
+
+
+def _print_table(lakehouse, table, order_by, columns: list[str], limit: int = 20) -> None:
     with lakehouse.connect() as conn:
         rows = conn.execute(select(table).order_by(*order_by).limit(limit)).all()
         total = lakehouse.count(conn, table)
-    shown = [c.name for c in table.columns if c.name != "computed_at"]
-    view = RichTable(title=f"{table.schema}.{table.name} ({total} rows)", title_justify="left")
+    shown = columns
+    shown_rows = f"first {limit} of {total}" if total > limit else str(total)
+    view = RichTable(title=f"{table.schema}.{table.name} ({shown_rows} rows)", title_justify="left")
     for name in shown:
-        view.add_column(name, justify="right" if name not in ("category", "status") else "left")
+        view.add_column(name, justify="left" if name in TEXT_COLUMNS else "right")
     for row in rows:
         mapping = row._mapping
         view.add_row(*(str(mapping[name]) for name in shown))
@@ -122,12 +126,23 @@ def run(
 
     if result.success and show_gold:
         lakehouse = resource.get_lakehouse()
-        for model, order in (
-            (RevenueByCategory, "category"),
-            (DailyRevenue, "order_date"),
-            (ProductRevenue, "revenue_rank"),
+        for model, order, columns, limit in (
+            (RevenueByCategory, "category", ["category", "revenue", "order_count", "units"], 50),
+            (
+                DailyRevenue,
+                "order_date",
+                ["order_date", "revenue", "order_count", "average_order_value", "units"],
+                31,
+            ),
+            (
+                ProductRevenue,
+                "revenue_rank",
+                ["revenue_rank", "product_id", "revenue", "units"],
+                10,
+            ),
         ):
-            _print_table(lakehouse, model.__table__, [model.__table__.c[order]], limit=10)
+            table = model.__table__
+            _print_table(lakehouse, table, [table.c[order]], columns, limit=limit)
     if not result.success or failed_checks:
         failures = [
             e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None

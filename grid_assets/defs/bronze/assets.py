@@ -10,12 +10,16 @@ from grid_assets.etl.bronze import ingest_landing
 from grid_assets.models.bronze import Event, RejectedEvent
 from grid_assets.resources.lakehouse import LakehouseResource
 
+# Every step that writes the lakehouse takes this pool's single slot (see .dagster_home): Bronze
+# and pipeline events number rows from max(ingest_seq), and DuckDB has one writer at a time.
+LAKEHOUSE_WRITER_POOL = "grid_lakehouse_writer"
 EVENTS_KEY = dg.AssetKey(["bronze", "events"])
 REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
 
 
 @dg.multi_asset(
     name="bronze_ingest",
+    pool=LAKEHOUSE_WRITER_POOL,
     specs=[
         dg.AssetSpec(
             EVENTS_KEY,

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from grid_assets.defs.bronze.assets import LAKEHOUSE_WRITER_POOL
 from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
 from grid_assets.defs.silver.assets import silver_key
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
@@ -26,6 +27,7 @@ def _gold_asset(name: str) -> dg.AssetsDefinition:
         key=["gold", name],
         deps=GOLD_DEPS,
         group_name="gold",
+        pool=LAKEHOUSE_WRITER_POOL,
         description=description(_model_for(name)),
         metadata=spec_metadata(table),
         kinds={"duckdb", "databricks"},

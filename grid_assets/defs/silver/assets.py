@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from grid_assets.defs.bronze.assets import EVENTS_KEY
+from grid_assets.defs.bronze.assets import EVENTS_KEY, LAKEHOUSE_WRITER_POOL
 from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
 from grid_assets.etl.silver import apply_new_events
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
@@ -23,6 +23,7 @@ def silver_key(name: str) -> dg.AssetKey:
 
 @dg.multi_asset(
     name="silver_apply_events",
+    pool=LAKEHOUSE_WRITER_POOL,
     specs=[
         dg.AssetSpec(
             silver_key(name),
