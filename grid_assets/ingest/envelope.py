@@ -15,7 +15,7 @@ from typing import Any
 
 # Every number becomes a Decimal: exact, and 10 and 10.0 compare as the same JSON value.
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal)
-_scan_once = _DECODER.scan_once
+_scan_once = _DECODER.scan_once  # pyright: ignore[reportAttributeAccessIssue]
 _WHITESPACE = json.decoder.WHITESPACE  # type: ignore[attr-defined]
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
@@ -185,8 +185,10 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         values, payload_text = _decode(raw)
     except _NotAnObject:
         return Rejection("not_a_json_object")
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return Rejection(f"invalid_json: {exc.msg if hasattr(exc, 'msg') else exc}")
+    except json.JSONDecodeError as exc:
+        return Rejection(f"invalid_json: {exc.msg}")
+    except RecursionError:
+        return Rejection("invalid_json: nested too deeply")
 
     reasons: list[str] = []
     for name in ("event_id", "event_type"):

@@ -3,8 +3,10 @@ Databricks alike."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from databricks.sqlalchemy import TIMESTAMP as DatabricksTimestamp
-from sqlalchemy import DateTime, MetaData, Numeric, String, Text
+from sqlalchemy import DateTime, MetaData, Numeric, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -27,6 +29,8 @@ Key = String()
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every model here maps one Table (never a join or a selectable): say so to type checkers.
+    __table__: ClassVar[Table]  # pyright: ignore[reportIncompatibleVariableOverride]
 
 
 LAYERS = ("bronze", "silver", "gold")

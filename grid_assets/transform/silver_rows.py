@@ -181,29 +181,30 @@ def build_silver_batch(rows: Sequence[BronzeRow]) -> SilverBatch:
             reasons[event_id].extend(labels)
     for event_id in reasons:
         outcomes[event_id] = "quarantined"
-    bad = set(reasons)
-
-    products = products[~products["event_id"].isin(bad)]
-    orders = orders[~orders["status_event_id"].isin(bad)]
-    items = items[~items["event_id"].isin(bad)]
+    bad = list(reasons)
     return SilverBatch(
-        products=_products_arrow(products),
-        orders=_orders_arrow(orders),
-        order_items=_items_arrow(items),
+        products=_products_arrow(_without(products, "event_id", bad)),
+        orders=_orders_arrow(_without(orders, "status_event_id", bad)),
+        order_items=_items_arrow(_without(items, "event_id", bad)),
         quarantine={k: sorted(set(v), key=v.index) for k, v in reasons.items()},
         outcomes=outcomes,
     )
 
 
-def _money(column: pd.Series) -> pa.Array:
+def _without(frame: pd.DataFrame, column: str, event_ids: list[str]) -> pd.DataFrame:
+    """The rows of `frame` whose event is not among `event_ids`."""
+    return frame.loc[~frame[column].isin(event_ids)]  # pyright: ignore[reportReturnType]
+
+
+def _money(column: Iterable[Any]) -> pa.Array:
     return pa.array([values.to_decimal(v) for v in column], type=_MONEY)
 
 
-def _instants(column: pd.Series) -> pa.Array:
+def _instants(column: Any) -> pa.Array:
     return pa.array(column, type=_INSTANT, from_pandas=True)
 
 
-def _strings(column: pd.Series) -> pa.Array:
+def _strings(column: Iterable[Any]) -> pa.Array:
     return pa.array([None if v is None or v is pd.NaT else str(v) for v in column], pa.string())
 
 
