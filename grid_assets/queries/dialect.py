@@ -86,6 +86,21 @@ def _compile_insert_overwrite(element: InsertOverwrite, compiler, **kw) -> str:
     return f"INSERT OVERWRITE {table} ({columns}) {compiler.process(element.select, **kw)}"
 
 
+def _spelled(construct: type[FunctionElement], default: str, **per_dialect: str) -> None:
+    """Register how a function construct renders: a template over its arguments' SQL
+    (`{0}`, `{1}`, ...), with a default and one spelling per dialect name."""
+
+    def renderer(template: str):
+        def render(element: FunctionElement, compiler, **kw) -> str:
+            return template.format(*(compiler.process(arg, **kw) for arg in element.clauses))
+
+        return render
+
+    compiles(construct)(renderer(default))
+    for dialect, template in per_dialect.items():
+        compiles(construct, dialect)(renderer(template))
+
+
 class int_div(FunctionElement):
     """Integer division that truncates, which each engine spells differently."""
 
@@ -94,22 +109,12 @@ class int_div(FunctionElement):
     inherit_cache = True
 
 
-@compiles(int_div)
-def _int_div_default(element: int_div, compiler, **kw) -> str:
-    left, right = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"FLOOR(({left}) / ({right}))"
-
-
-@compiles(int_div, "duckdb")
-def _int_div_duckdb(element: int_div, compiler, **kw) -> str:
-    left, right = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"(({left}) // ({right}))"
-
-
-@compiles(int_div, "databricks")
-def _int_div_databricks(element: int_div, compiler, **kw) -> str:
-    left, right = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"(({left}) DIV ({right}))"
+_spelled(
+    int_div,
+    "FLOOR(({0}) / ({1}))",
+    duckdb="(({0}) // ({1}))",
+    databricks="(({0}) DIV ({1}))",
+)
 
 
 class utc_date(FunctionElement):
@@ -117,7 +122,8 @@ class utc_date(FunctionElement):
 
     DuckDB sessions are pinned to UTC by the engine, so a cast is the UTC date. A Databricks
     session's time zone is a workspace/warehouse setting, and `CAST(ts AS DATE)` follows it, so
-    the date is counted from the epoch there instead.
+    the date is counted from the epoch there instead (the DOUBLE quotient is exact far beyond any
+    real date).
     """
 
     type = Date()
@@ -125,17 +131,11 @@ class utc_date(FunctionElement):
     inherit_cache = True
 
 
-@compiles(utc_date)
-def _utc_date_default(element: utc_date, compiler, **kw) -> str:
-    (instant,) = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"CAST({instant} AS DATE)"
-
-
-@compiles(utc_date, "databricks")
-def _utc_date_databricks(element: utc_date, compiler, **kw) -> str:
-    # Whole days since 1970-01-01 UTC; the DOUBLE quotient is exact far beyond any real date.
-    (instant,) = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"date_from_unix_date(CAST(floor(unix_seconds({instant}) / 86400) AS INT))"
+_spelled(
+    utc_date,
+    "CAST({0} AS DATE)",
+    databricks="date_from_unix_date(CAST(floor(unix_seconds({0}) / 86400) AS INT))",
+)
 
 
 class seconds_between(FunctionElement):
@@ -146,19 +146,9 @@ class seconds_between(FunctionElement):
     inherit_cache = True
 
 
-@compiles(seconds_between)
-def _seconds_between_default(element: seconds_between, compiler, **kw) -> str:
-    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"CAST(EXTRACT(EPOCH FROM {end}) - EXTRACT(EPOCH FROM {start}) AS BIGINT)"
-
-
-@compiles(seconds_between, "duckdb")
-def _seconds_between_duckdb(element: seconds_between, compiler, **kw) -> str:
-    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"date_diff('second', {start}, {end})"
-
-
-@compiles(seconds_between, "databricks")
-def _seconds_between_databricks(element: seconds_between, compiler, **kw) -> str:
-    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"(unix_timestamp({end}) - unix_timestamp({start}))"
+_spelled(
+    seconds_between,
+    "CAST(EXTRACT(EPOCH FROM {1}) - EXTRACT(EPOCH FROM {0}) AS BIGINT)",
+    duckdb="date_diff('second', {0}, {1})",
+    databricks="(unix_timestamp({1}) - unix_timestamp({0}))",
+)
