@@ -106,3 +106,23 @@ def test_nightly_schedule_targets_the_whole_graph() -> None:
     assert nightly_medallion_schedule.cron_schedule == "0 2 * * *"
     assert nightly_medallion_schedule.execution_timezone == "UTC"
     assert nightly_medallion_schedule.job_name == "medallion_job"
+
+
+def test_duplicate_keys_counts_rows_beyond_the_grain(lakehouse: Lakehouse) -> None:
+    """Databricks does not enforce primary keys: the quality check counts broken grains."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, text
+
+    from grid_assets.queries.checks import duplicate_keys
+
+    lines = Table(
+        "lines",
+        MetaData(),
+        Column("order_id", String, primary_key=True),
+        Column("line_number", Integer, primary_key=True),
+    )
+    with lakehouse.begin() as conn:  # created without the constraint, as on Databricks
+        conn.execute(text("CREATE TABLE lines (order_id VARCHAR, line_number INTEGER)"))
+        conn.execute(
+            text("INSERT INTO lines VALUES ('a', 1), ('a', 2), ('a', 1), ('a', 1), ('b', 1)")
+        )
+        assert conn.execute(duplicate_keys(lines)).scalar_one() == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, func, literal, or_, select
+from sqlalchemy import Select, Table, and_, func, literal, or_, select
 
 from grid_assets.models.bronze import Event, RejectedEvent
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
@@ -91,10 +91,21 @@ def ledger_outcomes() -> Select:
     return select(ledger.c.outcome, func.count()).group_by(ledger.c.outcome)
 
 
+def duplicate_keys(table: Table) -> Select:
+    """Rows beyond one per primary key: the table's grain broken. Databricks does not enforce
+    primary keys, so the pipeline's own guarantee is checked instead."""
+    keys = [c for c in table.primary_key.columns]
+    per_key = select(func.count().label("n")).select_from(table).group_by(*keys).subquery("per_key")
+    return select(func.coalesce(func.sum(per_key.c.n - 1), 0))
+
+
 def silver_violations() -> dict[str, Select]:
     """Rule violations that must never reach Silver, each counted in the engine."""
     products, orders, items = Product.__table__, Order.__table__, OrderItem.__table__
     return {
+        "products_duplicate_keys": duplicate_keys(products),
+        "orders_duplicate_keys": duplicate_keys(orders),
+        "order_items_duplicate_keys": duplicate_keys(items),
         "products_bad_price_or_key": select(func.count())
         .select_from(products)
         .where(
