@@ -12,10 +12,7 @@ import os
 import re
 import secrets
 import socket
-import subprocess
 import sys
-import threading
-import time
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "check_databricks_config.py"
@@ -53,42 +52,12 @@ def clean_env(**values: str) -> dict[str, str]:
     return {**base, **values}
 
 
-@dataclass
-class Launched:
-    args: list[str]
-    env: dict[str, str]
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-    returncode: int | None = None
-    stdout: str = ""
-    stderr: str = ""
+class ScriptRun(Launched):
+    """A run of the check script, with its PASS/FAIL/SKIP lines."""
 
-    def __post_init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), *self.args],
-            env=self.env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._done = threading.Thread(target=self._collect, daemon=True)
-        self._done.start()
-
-    def _collect(self) -> None:
-        self.stdout, self.stderr = self._process.communicate()
-        self.ended = time.monotonic()
-        self.returncode = self._process.returncode
-
-    def wait(self) -> Launched:
-        self._done.join(180)
-        assert not self._done.is_alive(), "the check script hung"
+    def wait(self, timeout: float = 180) -> ScriptRun:
+        super().wait(timeout)
         return self
-
-    @property
-    def elapsed(self) -> float:
-        assert self.ended is not None
-        return self.ended - self.started
 
     def status(self, check: str) -> str | None:
         for line in self.stdout.splitlines():
@@ -115,7 +84,7 @@ def silent_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def runs(silent_port: int) -> dict[str, Launched]:
+def runs(silent_port: int) -> dict[str, ScriptRun]:
     scenarios: dict[str, tuple[list[str], dict[str, str]]] = {
         "missing": ([], clean_env(DATABRICKS_TOKEN=TOKEN)),
         "empty_token": ([], clean_env(**{**VALID, "DATABRICKS_TOKEN": ""})),
@@ -147,7 +116,10 @@ def runs(silent_port: int) -> dict[str, Launched]:
             clean_env(**{**VALID, "DATABRICKS_SERVER_HOSTNAME": f"127.0.0.1:{silent_port}"}),
         ),
     }
-    return {name: Launched(args, env) for name, (args, env) in scenarios.items()}
+    return {
+        name: ScriptRun([sys.executable, str(SCRIPT), *args], env)
+        for name, (args, env) in scenarios.items()
+    }
 
 
 def assert_common(run: Launched, bound_s: float) -> None:
@@ -161,7 +133,7 @@ def assert_common(run: Launched, bound_s: float) -> None:
     assert run.elapsed < bound_s, run.elapsed
 
 
-def test_missing_variables(runs: dict[str, Launched]) -> None:
+def test_missing_variables(runs: dict[str, ScriptRun]) -> None:
     run = runs["missing"].wait()
     assert_common(run, 30)
     for name in ("DATABRICKS_SERVER_HOSTNAME", "DATABRICKS_HTTP_PATH", "DATABRICKS_CATALOG"):
@@ -174,7 +146,7 @@ def test_missing_variables(runs: dict[str, Launched]) -> None:
         assert run.status(check) == "SKIP", check
 
 
-def test_empty_token(runs: dict[str, Launched]) -> None:
+def test_empty_token(runs: dict[str, ScriptRun]) -> None:
     run = runs["empty_token"].wait()
     assert_common(run, 30)
     assert run.status("DATABRICKS_TOKEN") == "FAIL" and "empty" in run.line("DATABRICKS_TOKEN")
@@ -183,7 +155,7 @@ def test_empty_token(runs: dict[str, Launched]) -> None:
     assert "DATABRICKS_TOKEN" in run.line("SELECT 1")
 
 
-def test_bad_shapes(runs: dict[str, Launched]) -> None:
+def test_bad_shapes(runs: dict[str, ScriptRun]) -> None:
     run = runs["bad_shapes"].wait()
     assert_common(run, 30)
     for name in (
@@ -203,7 +175,7 @@ def test_bad_shapes(runs: dict[str, Launched]) -> None:
     assert run.status("host resolves") == "SKIP"
 
 
-def test_unresolvable_host(runs: dict[str, Launched]) -> None:
+def test_unresolvable_host(runs: dict[str, ScriptRun]) -> None:
     run = runs["unresolvable"].wait()
     assert_common(run, 30)
     assert run.status("GRID_ENV") == "FAIL" and "DuckDB" in run.line("GRID_ENV")
@@ -214,7 +186,7 @@ def test_unresolvable_host(runs: dict[str, Launched]) -> None:
         assert run.status(check) == "SKIP", check
 
 
-def test_refused_connection(runs: dict[str, Launched]) -> None:
+def test_refused_connection(runs: dict[str, ScriptRun]) -> None:
     run = runs["refused"].wait()
     assert_common(run, 30)
     assert run.status("host resolves") == "PASS"
@@ -224,7 +196,7 @@ def test_refused_connection(runs: dict[str, Launched]) -> None:
         assert run.status(check) == "SKIP", check
 
 
-def test_a_host_that_never_answers_is_bounded(runs: dict[str, Launched]) -> None:
+def test_a_host_that_never_answers_is_bounded(runs: dict[str, ScriptRun]) -> None:
     run = runs["silent"].wait()
     # 3 s connect bound; the API lookup gets 3 s after the client's import (~8 s, pyspark).
     assert_common(run, 3 + 3 + 30)

@@ -12,13 +12,10 @@ import os
 import re
 import secrets
 import socket
-import subprocess
 import sys
-import threading
 import time
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +27,7 @@ from sqlalchemy import text
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import LakehouseResource, ping
 from grid_assets.settings import REQUIRED_DATABRICKS_VARS, ConfigurationError
+from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,52 +40,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@dataclass
-class Launched:
-    """A command started in the background; `wait()` returns it finished, output and timing."""
-
-    args: list[str]
-    env: dict[str, str]
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-    returncode: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-
-    def __post_init__(self) -> None:
-        self._process = subprocess.Popen(
-            self.args,
-            env=self.env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._done = threading.Thread(target=self._collect, daemon=True)
-        self._done.start()
-
-    def _collect(self) -> None:
-        self.stdout, self.stderr = self._process.communicate()
-        self.ended = time.monotonic()
-        self.returncode = self._process.returncode
-
-    def wait(self, timeout: float = 240) -> Launched:
-        self._done.join(timeout)
-        if self._done.is_alive():
-            self._process.kill()
-            pytest.fail(f"{self.args} still running after {timeout} s")
-        return self
-
-    @property
-    def elapsed(self) -> float:
-        assert self.ended is not None
-        return self.ended - self.started
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 def clean_env(**extra: str) -> dict[str, str]:
