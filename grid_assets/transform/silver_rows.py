@@ -197,7 +197,11 @@ def _without(frame: pd.DataFrame, column: str, event_ids: list[str]) -> pd.DataF
 
 
 def _money(column: Iterable[Any]) -> pa.Array:
-    return pa.array([values.to_decimal(v) for v in column], type=_MONEY)
+    # Rows here passed validation: a JSON number is already the exact Decimal to store; only
+    # decimal strings and integers still need converting.
+    return pa.array(
+        [v if type(v) is Decimal else values.to_decimal(v) for v in column], type=_MONEY
+    )
 
 
 def _instants(column: Any) -> pa.Array:
