@@ -8,9 +8,7 @@ workspace client, which also shows the scratch table is dropped.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import secrets
 import socket
 import sys
 import types
@@ -21,12 +19,17 @@ from typing import Any
 
 import pytest
 
+from grid_assets_tests.databricks_fakes import (
+    HTTP_PATH,
+    TOKEN,
+    FakeConnection,
+    clean_env,
+    closed_port,
+)
 from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "check_databricks_config.py"
-TOKEN = "dapi" + secrets.token_hex(16)
-HTTP_PATH = "/sql/1.0/warehouses/0123456789abcdef"
 VALID = {
     "DATABRICKS_SERVER_HOSTNAME": "adb-1234567890123456.7.azuredatabricks.net",
     "DATABRICKS_HTTP_PATH": HTTP_PATH,
@@ -35,21 +38,6 @@ VALID = {
 }
 REMOTE = ("warehouse state (API)", "SELECT 1", "catalog visible", "layer schemas")
 LINE = re.compile(r"^(PASS|FAIL|SKIP|NOT READY|READY|WARN)\b")
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABRICKS_", "GRID_", "DAGSTER_")) and "PROXY" not in k.upper()
-    }
-    return {**base, **values}
 
 
 class ScriptRun(Launched):
@@ -226,7 +214,7 @@ class FakeWarehouse:
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         assert kwargs["access_token"] == TOKEN
-        return FakeConnection(self)
+        return WarehouseConnection(self)
 
 
 class FakeCursor:
@@ -267,21 +255,12 @@ class FakeCursor:
         pass
 
 
-class FakeConnection:
+class WarehouseConnection(FakeConnection):
     def __init__(self, warehouse: FakeWarehouse) -> None:
         self.warehouse = warehouse
 
     def cursor(self) -> FakeCursor:
         return FakeCursor(self.warehouse)
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from databricks.sql import exc as dbx
 from grid_assets.models.bronze import Event
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
+from grid_assets_tests.databricks_fakes import FakeConnection
 
 EVENTS = Event.__table__
 ROWS = 10_000
@@ -59,18 +60,9 @@ def recording_dbapi(recorder: Recorder) -> types.ModuleType:
         def close(self) -> None:
             pass
 
-    class Connection:
+    class Connection(FakeConnection):
         def cursor(self) -> Cursor:
             return Cursor()
-
-        def commit(self) -> None:
-            pass
-
-        def rollback(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
 
     def connect(*args: Any, **kwargs: Any) -> Connection:
         recorder.connects.append(kwargs)

@@ -8,9 +8,7 @@ for `dagster dev` here.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import socket
 import sys
 import time
@@ -25,30 +23,21 @@ from databricks.sql import exc as dbx
 from sqlalchemy import text
 
 from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import LakehouseResource, ping
+from grid_assets.resources.lakehouse import ping
 from grid_assets.settings import REQUIRED_DATABRICKS_VARS, ConfigurationError
+from grid_assets_tests.databricks_fakes import (
+    HTTP_PATH,
+    TOKEN,
+    FakeConnection,
+    clean_env,
+    closed_port,
+    production_resource,
+)
 from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TOKEN = "dapi" + secrets.token_hex(16)
-HTTP_PATH = "/sql/1.0/warehouses/0123456789abcdef"
 FAIL_FAST_S = 60  # generous for a loaded 2-core CI box; measured figures are printed
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABRICKS_", "GRID_", "DAGSTER_")) and k != "PYTEST_CURRENT_TEST"
-    }
-    return {**base, "COLUMNS": "200", **extra}
 
 
 def production_env(**overrides: str | None) -> dict[str, str]:
@@ -161,17 +150,6 @@ def test_grid_run_against_a_refused_port_fails_within_the_default_bound(
 
 
 # -- in process ---------------------------------------------------------------------------------
-
-
-def production_resource(host: str, timeout: int = 5, token: str = TOKEN) -> LakehouseResource:
-    return LakehouseResource(
-        environment="production",
-        server_hostname=host,
-        http_path=HTTP_PATH,
-        access_token=token,
-        catalog="main",
-        connect_timeout_seconds=timeout,
-    )
 
 
 def assert_clean_connection_error(exc: engines.LakehouseConnectionError, host: str) -> None:
@@ -288,15 +266,9 @@ def test_a_transport_error_during_a_statement_is_wrapped() -> None:
         def close(self) -> None:
             pass
 
-    class Connection:
+    class Connection(FakeConnection):
         def cursor(self) -> Cursor:
             return Cursor()
-
-        def close(self) -> None:
-            pass
-
-        def rollback(self) -> None:
-            pass
 
     engine = engines.databricks_engine(
         "adb-8.azuredatabricks.net",

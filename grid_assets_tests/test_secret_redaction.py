@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import traceback
@@ -38,10 +37,15 @@ from grid_assets.logging_redaction import (
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import LakehouseResource, ping
 from grid_assets.settings import ConfigurationError, load_settings
+from grid_assets_tests.databricks_fakes import (
+    HTTP_PATH,
+    TOKEN,
+    FakeConnection,
+    closed_port,
+    production_resource,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "dapi" + secrets.token_hex(16)
-HTTP_PATH = "/sql/1.0/warehouses/0123456789abcdef"
 
 
 def everything(exc: BaseException) -> str:
@@ -61,12 +65,6 @@ def captured(caplog: pytest.LogCaptureFixture) -> str:
 
 def unique_host() -> str:
     return f"adb-{uuid.uuid4().hex[:12]}.7.azuredatabricks.net"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -156,17 +154,6 @@ def test_missing_variables(caplog: pytest.LogCaptureFixture) -> None:
     assert_no_secret(everything(caught.value), captured(caplog))
 
 
-def production_resource(host: str, token: str = TOKEN, timeout: int = 5) -> LakehouseResource:
-    return LakehouseResource(
-        environment="production",
-        server_hostname=host,
-        http_path=HTTP_PATH,
-        access_token=token,
-        catalog="main",
-        connect_timeout_seconds=timeout,
-    )
-
-
 @pytest.mark.parametrize(
     "host", ["grid-warehouse.nonexistent.invalid", f"127.0.0.1:{closed_port()}"]
 )
@@ -198,21 +185,12 @@ class FakeCursor:
         pass
 
 
-class FakeConnection:
+class FailingConnection(FakeConnection):
     def __init__(self, failure: Callable[[str], Exception] | None = None) -> None:
         self.failure = failure
 
     def cursor(self) -> FakeCursor:
         return FakeCursor(self.failure)
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def auth_error(token: str) -> dbx.RequestError:
@@ -242,7 +220,7 @@ def fake_connector(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         def connect(*args, **kwargs):
             if auth_fails:
                 raise auth_error(kwargs["access_token"])
-            return FakeConnection(statement)
+            return FailingConnection(statement)
 
         monkeypatch.setattr(databricks.sql, "connect", connect)
 
