@@ -74,8 +74,6 @@ GOLD_SELECTS: dict[str, Callable[[], Select]] = {
 }
 READ_SELECTS: dict[str, Callable[[], Select]] = {
     "silver.unprocessed_events": lambda: silver_queries.unprocessed_events(0, 1000),
-    "silver.ledger_outcome_counts": silver_queries.ledger_outcome_counts,
-    "silver.quarantine_count": silver_queries.quarantine_count,
     "checks.heartbeat_gaps": checks.heartbeat_gaps,
     "checks.last_grid_event_at": checks.last_grid_event_at,
     "checks.rejected_share": checks.rejected_share,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -38,6 +39,22 @@ def materialized_metadata(lakehouse: Lakehouse, table: Table, **extra: Any) -> d
     with lakehouse.connect() as conn:
         rows = lakehouse.count(conn, table)
     return {**spec_metadata(table), "dagster/row_count": rows, **extra}
+
+
+def table_spec(
+    model: type, deps: Sequence[dg.AssetKey] = (), kinds: Iterable[str] = ()
+) -> dg.AssetSpec:
+    """The asset of one model's table: keyed by its address, grouped by its layer, described by
+    the model's docstring, with its columns and table name."""
+    table = model.__table__
+    return dg.AssetSpec(
+        dg.AssetKey([table.schema, table.name]),
+        deps=list(deps),
+        group_name=table.schema,
+        description=description(model),
+        metadata=spec_metadata(table),
+        kinds={"duckdb", "databricks", *kinds},
+    )
 
 
 def description(model: type) -> str:

@@ -19,7 +19,6 @@ _scan_once = _DECODER.scan_once  # pyright: ignore[reportAttributeAccessIssue]
 _WHITESPACE = json.decoder.WHITESPACE  # type: ignore[attr-defined]
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
-REQUIRED_FIELDS = ("event_id", "event_type", "occurred_at", "payload")
 DEFAULT_SOURCE = "unknown"
 
 

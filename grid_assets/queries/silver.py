@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import FromClause
 
 from grid_assets.models.bronze import Event
-from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
+from grid_assets.models.silver import Order, OrderItem, Product
 from grid_assets.queries.dialect import Merge
 
 PRODUCTS = Product.__table__
@@ -152,15 +152,6 @@ def unprocessed_events(after_seq: int, limit: int) -> Select:
         .order_by(EVENTS.c.ingest_seq)
         .limit(limit)
     )
-
-
-def ledger_outcome_counts() -> Select:
-    ledger = EventLedger.__table__
-    return select(ledger.c.outcome, func.count()).group_by(ledger.c.outcome)
-
-
-def quarantine_count() -> Select:
-    return select(func.count()).select_from(Quarantine.__table__)
 
 
 def literal_row(**values) -> FromClause:

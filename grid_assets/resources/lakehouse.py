@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dagster as dg
 import pyarrow as pa
@@ -50,7 +50,6 @@ class Lakehouse:
     engine: Engine
     schema_prefix: str = ""
     lock_timeout_s: float = 120.0
-    _staged: list[str] = field(default_factory=list)
 
     @property
     def dialect(self) -> str:

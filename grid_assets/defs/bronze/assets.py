@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.models.bronze import Event, RejectedEvent
@@ -20,22 +20,7 @@ REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
 @dg.multi_asset(
     name="bronze_ingest",
     pool=LAKEHOUSE_WRITER_POOL,
-    specs=[
-        dg.AssetSpec(
-            EVENTS_KEY,
-            group_name="bronze",
-            description=description(Event),
-            metadata=spec_metadata(Event.__table__),
-            kinds={"duckdb", "databricks"},
-        ),
-        dg.AssetSpec(
-            REJECTED_KEY,
-            group_name="bronze",
-            description=description(RejectedEvent),
-            metadata=spec_metadata(RejectedEvent.__table__),
-            kinds={"duckdb", "databricks"},
-        ),
-    ],
+    specs=[table_spec(Event), table_spec(RejectedEvent)],
 )
 def bronze_ingest(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, landing: LandingFolder

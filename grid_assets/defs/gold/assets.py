@@ -3,7 +3,7 @@
 import dagster as dg
 
 from grid_assets.defs.bronze.assets import LAKEHOUSE_WRITER_POOL
-from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.defs.silver.assets import silver_key
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.models.base import Base
@@ -23,14 +23,10 @@ def _model_for(name: str) -> type:
 def _gold_asset(name: str) -> dg.AssetsDefinition:
     table, _ = GOLD_TABLES[name]
 
-    @dg.asset(
-        key=["gold", name],
-        deps=GOLD_DEPS,
-        group_name="gold",
+    @dg.multi_asset(
+        name=f"gold_{name}",
+        specs=[table_spec(_model_for(name), deps=GOLD_DEPS)],
         pool=LAKEHOUSE_WRITER_POOL,
-        description=description(_model_for(name)),
-        metadata=spec_metadata(table),
-        kinds={"duckdb", "databricks"},
     )
     def _asset(
         context: dg.AssetExecutionContext, lakehouse: LakehouseResource

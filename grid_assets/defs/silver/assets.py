@@ -3,7 +3,7 @@
 import dagster as dg
 
 from grid_assets.defs.bronze.assets import EVENTS_KEY, LAKEHOUSE_WRITER_POOL
-from grid_assets.defs.metadata import description, materialized_metadata, spec_metadata
+from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.etl.silver import apply_new_events
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.resources.lakehouse import LakehouseResource
@@ -25,15 +25,7 @@ def silver_key(name: str) -> dg.AssetKey:
     name="silver_apply_events",
     pool=LAKEHOUSE_WRITER_POOL,
     specs=[
-        dg.AssetSpec(
-            silver_key(name),
-            deps=[EVENTS_KEY],
-            group_name="silver",
-            description=description(model),
-            metadata=spec_metadata(model.__table__),
-            kinds={"duckdb", "databricks", "pandera"},
-        )
-        for name, model in SILVER_MODELS.items()
+        table_spec(model, deps=[EVENTS_KEY], kinds=["pandera"]) for model in SILVER_MODELS.values()
     ],
 )
 def silver_apply_events(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
