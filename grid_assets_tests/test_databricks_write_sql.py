@@ -34,13 +34,14 @@ from sqlalchemy import Table, create_mock_engine
 from sqlalchemy.sql import ClauseElement
 
 from grid_assets.etl import bronze, pipeline_events, silver
+from grid_assets.ingest.chunks import Chunk
 from grid_assets.ingest.envelope import Envelope, envelope_hash
 from grid_assets.ingest.landing import LandingFile, RawLine
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
 from grid_assets.resources.lakehouse import Lakehouse
-from grid_assets.transform.silver_rows import build_silver_batch
+from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
 
 DATABRICKS = DatabricksDialect()
 DUCKDB = duckdb_engine.Dialect()
@@ -130,6 +131,7 @@ def recorded(run: Callable[[Recorder], object]) -> Recorder:
 # --- Bronze: one batch of landing lines (etl.bronze._write_batch) ----------------------------
 
 SOURCE_FILE = "2026-11-27.ndjson"
+LANDING_FILE = LandingFile(SOURCE_FILE, Path("/landing") / SOURCE_FILE, 4096)
 GOOD_LINE = RawLine(SOURCE_FILE, 7, '{"event_id":"e-1"}', '{"event_id":"e-1"}')
 BAD_LINE = RawLine(SOURCE_FILE, 8, "not json", "not json")
 ENVELOPE = Envelope(
@@ -145,14 +147,17 @@ ENVELOPE = Envelope(
 @pytest.fixture(scope="module")
 def bronze_batch() -> Recorder:
     """What one Bronze batch of a new event and a rejected line sends."""
+    events = [(GOOD_LINE, ENVELOPE)]
     batch = bronze._Batch(
-        events=[(GOOD_LINE, ENVELOPE)], rejected=[(BAD_LINE, "invalid_json", None)]
+        chunk=Chunk(LANDING_FILE, 6, [GOOD_LINE, BAD_LINE]),
+        now=NOW,
+        events=events,
+        rejected=[(BAD_LINE, "invalid_json", None)],
+        event_rows=bronze._events_table(events, RUN_ID, NOW),
     )
     result = bronze.BronzeResult()
-    recorder = recorded(
-        lambda r: bronze._write_batch(r.lakehouse, r.conn, batch, RUN_ID, NOW, result)
-    )
-    assert (result.events_inserted, result.rejected) == (1, 1)
+    recorder = recorded(lambda r: bronze._write_batch(r.lakehouse, r.conn, batch, RUN_ID, result))
+    assert (result.lines_read, result.events_inserted, result.rejected) == (2, 1, 1)
     return recorder
 
 
@@ -267,8 +272,7 @@ def test_bronze_rejected_lines_insert(bronze_batch: Recorder) -> None:
 
 def test_bronze_progress_merge() -> None:
     """bronze._save_progress: how far the file has been read, upserted from one literal row."""
-    landing_file = LandingFile(SOURCE_FILE, Path("/landing") / SOURCE_FILE, 4096)
-    recorder = recorded(lambda r: bronze._save_progress(r.conn, landing_file, 8, RUN_ID, NOW))
+    recorder = recorded(lambda r: bronze._save_progress(r.conn, LANDING_FILE, 8, RUN_ID, NOW))
 
     (statement,) = recorder.statements
     assert_pinned(
@@ -289,7 +293,8 @@ def test_bronze_progress_merge() -> None:
 
 # --- Silver: one batch of Bronze events (etl.silver) ----------------------------------------
 
-EMPTY_BATCH = build_silver_batch([])
+NO_EVENTS = BRONZE_EVENTS.empty_table()
+EMPTY_BATCH = build_silver_batch(NO_EVENTS)
 
 
 def test_silver_unprocessed_events() -> None:
@@ -312,7 +317,7 @@ def test_silver_unprocessed_events() -> None:
 
 def test_silver_quarantine_insert() -> None:
     """silver._apply: quarantine the batch's events that broke Silver rules, once each."""
-    rows = silver._quarantine_rows([], EMPTY_BATCH, RUN_ID, NOW)
+    rows = silver._quarantine_rows(NO_EVENTS, EMPTY_BATCH, RUN_ID, NOW)
     stage = staged_on_databricks(silver.QUARANTINE, rows)
     assert_pinned(
         silver_queries.insert_missing(silver.QUARANTINE, stage, ["event_id"]),
@@ -332,7 +337,7 @@ def test_silver_quarantine_insert() -> None:
 
 def test_silver_event_ledger_insert() -> None:
     """silver._apply: record what Silver did with each event of the batch, once each."""
-    rows = silver._ledger_rows([], EMPTY_BATCH, RUN_ID, NOW)
+    rows = silver._ledger_rows(NO_EVENTS, EMPTY_BATCH, RUN_ID, NOW)
     stage = staged_on_databricks(silver.LEDGER, rows)
     assert_pinned(
         silver_queries.insert_missing(silver.LEDGER, stage, ["event_id"]),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import Connection, func, literal, select
 
+from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
 from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
@@ -52,25 +53,42 @@ class BronzeResult:
 
 @dataclass
 class _Batch:
+    """One chunk of lines, parsed and classified, ready to write."""
+
+    chunk: Chunk
+    now: datetime
     events: list[tuple[RawLine, Envelope]] = field(default_factory=list)
     rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
+    blank_lines: int = 0
+    duplicates: int = 0  # repeats of an event earlier in the same chunk
+    event_rows: pa.Table | None = None
 
 
-def _classify(parsed_lines: list[Parsed], result: BronzeResult) -> _Batch:
-    batch = _Batch()
+def _classify(chunk: Chunk, parsed_lines: list[Parsed], now: datetime) -> _Batch:
+    batch = _Batch(chunk, now)
     seen: dict[str, Envelope] = {}
     for line, parsed in parsed_lines:
         if parsed is None:
-            result.blank_lines += 1
+            batch.blank_lines += 1
         elif isinstance(parsed, Rejection):
             batch.rejected.append((line, parsed.reason, None))
         elif parsed.event_id not in seen:
             seen[parsed.event_id] = parsed
             batch.events.append((line, parsed))
         elif seen[parsed.event_id].same_content(parsed.envelope_hash, parsed.payload_text):
-            result.duplicates += 1
+            batch.duplicates += 1
         else:
             batch.rejected.append((line, "event_id_conflict", parsed.event_id))
+    return batch
+
+
+def _prepare(chunk: Chunk, run_id: str | None) -> _Batch:
+    """Parse, classify and lay out one chunk: the Python half of a batch."""
+    now = datetime.now(UTC)
+    with cyclic_gc_paused():
+        batch = _classify(chunk, parse_chunk(chunk), now)
+        if batch.events:
+            batch.event_rows = _events_table(batch.events, run_id, now)
     return batch
 
 
@@ -107,16 +125,13 @@ def _rejected_table(rejected: list[tuple[RawLine, str, str | None]], run_id, now
 
 
 def _write_batch(
-    lakehouse: Lakehouse,
-    conn: Connection,
-    batch: _Batch,
-    run_id: str | None,
-    now: datetime,
-    result: BronzeResult,
+    lakehouse: Lakehouse, conn: Connection, batch: _Batch, run_id: str | None, result: BronzeResult
 ) -> None:
-    if batch.events:
-        rows = _events_table(batch.events, run_id, now)
-        with lakehouse.staged(conn, rows, EVENTS) as stage:
+    result.lines_read += len(batch.chunk.lines)
+    result.blank_lines += batch.blank_lines
+    result.duplicates += batch.duplicates
+    if batch.event_rows is not None:
+        with lakehouse.staged(conn, batch.event_rows, EVENTS) as stage:
             # Already stored under the same id: identical content is a duplicate, else a conflict.
             matches = conn.execute(
                 select(stage.c.batch_pos, EVENTS.c.envelope_hash, EVENTS.c.payload).join(
@@ -140,7 +155,7 @@ def _write_batch(
     if batch.rejected:
         for _, reason, _ in batch.rejected:
             result.count_rejection(reason)
-        rows = _rejected_table(batch.rejected, run_id, now)
+        rows = _rejected_table(batch.rejected, run_id, batch.now)
         with lakehouse.staged(conn, rows, REJECTED) as stage:
             conn.execute(insert_missing(REJECTED, stage, ["source_file", "line_number"]))
 
@@ -208,11 +223,12 @@ def ingest_landing(
         # A file whose size has not changed since the last run is not even opened.
         changed = [f for f in files if progress.get(f.name, (0, -1))[1] != f.size_bytes]
         result.files_seen, result.files_read = len(files), len(changed)
-        for chunk in _chunks(changed, progress, batch_lines):
-            now = datetime.now(UTC)
-            batch = _classify(parse_chunk(chunk), result)
-            result.lines_read += len(chunk.lines)
+
+        def write(batch: _Batch) -> None:  # on the writer thread, the only user of `conn`
             with conn.begin():
-                _write_batch(lakehouse, conn, batch, run_id, now, result)
-                _save_progress(conn, chunk.file, chunk.lines_done, run_id, now)
+                _write_batch(lakehouse, conn, batch, run_id, result)
+                _save_progress(conn, batch.chunk.file, batch.chunk.lines_done, run_id, batch.now)
+
+        chunks = _chunks(changed, progress, batch_lines)
+        write_behind((_prepare(chunk, run_id) for chunk in chunks), write)
     return result

@@ -17,15 +17,20 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from grid_assets.etl import pipeline_events
+from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries import silver as q
 from grid_assets.queries.dialect import Merge
 from grid_assets.resources.lakehouse import Lakehouse
-from grid_assets.transform.silver_rows import BronzeRow, SilverBatch, build_silver_batch
+from grid_assets.transform.silver_rows import (
+    BRONZE_EVENTS,
+    INSTANT,
+    SilverBatch,
+    build_silver_batch,
+)
 
 CONSUMER = "silver"
 BATCH_EVENTS = 100_000
-_INSTANT = pa.timestamp("us", tz="UTC")
 CURSORS = Cursor.__table__
 LEDGER = EventLedger.__table__
 QUARANTINE = Quarantine.__table__
@@ -39,7 +44,7 @@ class SilverResult:
     cursor: int = 0
 
     def add(self, batch: SilverBatch) -> None:
-        for outcome in batch.outcomes.values():
+        for outcome in batch.outcomes:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         for name, table in (
             ("silver.products", batch.products),
@@ -74,47 +79,67 @@ def _save_cursor(conn: Connection, seq: int, now: datetime) -> None:
     )
 
 
-def _ledger_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:
+def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
+    n = events.num_rows
     return pa.table(
         {
-            "event_id": [r.event_id for r in rows],
-            "ingest_seq": pa.array([r.ingest_seq for r in rows], pa.int64()),
-            "event_type": [r.event_type for r in rows],
-            "outcome": [batch.outcomes[r.event_id] for r in rows],
-            "processed_at": pa.array([now] * len(rows), _INSTANT),
-            "run_id": pa.array([run_id] * len(rows), pa.string()),
+            "event_id": events.column("event_id"),
+            "ingest_seq": events.column("ingest_seq"),
+            "event_type": events.column("event_type"),
+            "outcome": pa.array(batch.outcomes, pa.string()),
+            "processed_at": pa.array([now] * n, INSTANT),
+            "run_id": pa.array([run_id] * n, pa.string()),
         }
     )
 
 
-def _quarantine_rows(rows: list[BronzeRow], batch: SilverBatch, run_id, now) -> pa.Table:
-    bad = [r for r in rows if r.event_id in batch.quarantine]
+def _quarantine_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
+    ids = events.column("event_id").to_pylist()
+    picked = [i for i, event_id in enumerate(ids) if event_id in batch.quarantine]
+    bad = events.take(pa.array(picked, pa.int64()))
     return pa.table(
         {
-            "event_id": [r.event_id for r in bad],
-            "event_type": [r.event_type for r in bad],
-            "reasons": [json.dumps(batch.quarantine[r.event_id]) for r in bad],
-            "occurred_at": pa.array([r.occurred_at for r in bad], _INSTANT),
-            "quarantined_at": pa.array([now] * len(bad), _INSTANT),
-            "run_id": pa.array([run_id] * len(bad), pa.string()),
+            "event_id": bad.column("event_id"),
+            "event_type": bad.column("event_type"),
+            "reasons": [
+                json.dumps(batch.quarantine[e]) for e in bad.column("event_id").to_pylist()
+            ],
+            "occurred_at": bad.column("occurred_at"),
+            "quarantined_at": pa.array([now] * bad.num_rows, INSTANT),
+            "run_id": pa.array([run_id] * bad.num_rows, pa.string()),
         }
     )
 
 
-def _apply(
-    lakehouse: Lakehouse,
-    conn: Connection,
-    rows: list[BronzeRow],
-    batch: SilverBatch,
-    run_id: str | None,
-    now: datetime,
-) -> dict[str, int]:
+@dataclass
+class _Prepared:
+    """One batch of Bronze events, validated and laid out as the rows to write."""
+
+    batch: SilverBatch
+    quarantine: pa.Table
+    ledger: pa.Table
+    cursor: int  # ingest_seq of the batch's last event
+    now: datetime
+
+
+def _prepare(events: pa.Table, run_id: str | None) -> _Prepared:
+    """The Python half of a batch: decode, validate, lay out."""
+    now = datetime.now(UTC)
+    with cyclic_gc_paused():
+        batch = build_silver_batch(events)
+        quarantine = _quarantine_rows(events, batch, run_id, now)
+        ledger = _ledger_rows(events, batch, run_id, now)
+    cursor = events.column("ingest_seq")[-1].as_py()
+    return _Prepared(batch, quarantine, ledger, cursor, now)
+
+
+def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[str, int]:
+    batch = prepared.batch
     written: dict[str, int] = {}
-    if batch.quarantine:
-        quarantined = _quarantine_rows(rows, batch, run_id, now)
-        with lakehouse.staged(conn, quarantined, QUARANTINE) as stage:
+    if prepared.quarantine.num_rows:
+        with lakehouse.staged(conn, prepared.quarantine, QUARANTINE) as stage:
             conn.execute(q.insert_missing(QUARANTINE, stage, ["event_id"]))
-        written["silver.quarantine"] = quarantined.num_rows
+        written["silver.quarantine"] = prepared.quarantine.num_rows
     if batch.products.num_rows:
         with lakehouse.staged(conn, batch.products, Product.__table__) as stage:
             conn.execute(q.merge_products(stage))
@@ -128,22 +153,25 @@ def _apply(
                 conn.execute(q.insert_current_items(items))
         written["silver.orders"] = batch.orders.num_rows
         written["silver.order_items"] = batch.order_items.num_rows
-    with lakehouse.staged(conn, _ledger_rows(rows, batch, run_id, now), LEDGER) as stage:
+    with lakehouse.staged(conn, prepared.ledger, LEDGER) as stage:
         conn.execute(q.insert_missing(LEDGER, stage, ["event_id"]))
-    written["silver.event_ledger"] = len(rows)
+    written["silver.event_ledger"] = prepared.ledger.num_rows
     return written
 
 
-def _read_batches(conn: Connection, cursor: int, batch_events: int) -> Iterator[list[BronzeRow]]:
+def _read_batches(
+    lakehouse: Lakehouse, conn: Connection, cursor: int, batch_events: int
+) -> Iterator[pa.Table]:
     """Bronze GRID events after `cursor`, in arrival order, `batch_events` at a time."""
     while True:
         with conn.begin():
-            rows = [BronzeRow(*r) for r in conn.execute(q.unprocessed_events(cursor, batch_events))]
-        if not rows:
+            query = q.unprocessed_events(cursor, batch_events)
+            events = lakehouse.fetch_arrow(conn, query).cast(BRONZE_EVENTS)
+        if events.num_rows == 0:
             return
-        yield rows
-        cursor = rows[-1].ingest_seq
-        if len(rows) < batch_events:
+        yield events
+        cursor = events.column("ingest_seq")[-1].as_py()
+        if events.num_rows < batch_events:
             return
 
 
@@ -152,24 +180,39 @@ def apply_new_events(
     run_id: str | None = None,
     batch_events: int = BATCH_EVENTS,
 ) -> SilverResult:
-    """Process every Bronze event after the cursor; returns what was read and decided."""
+    """Process every Bronze event after the cursor; returns what was read and decided.
+
+    Batches are read and validated on this thread while the previous batch is written on a
+    writer thread (see `etl.batching.write_behind`), each on its own connection.
+    """
     result = SilverResult()
-    # One connection for the step, a transaction per batch (see etl.bronze.ingest_landing).
-    with lakehouse.connect() as conn:
-        with conn.begin():
-            cursor = read_cursor(conn)
-        for rows in _read_batches(conn, cursor, batch_events):
-            now = datetime.now(UTC)
-            batch = build_silver_batch(rows)
-            result.add(batch)
-            result.events_read += len(rows)
-            cursor = rows[-1].ingest_seq
+    # One writing connection for the step, a transaction per batch (see etl.bronze).
+    with lakehouse.connect() as reader, lakehouse.connect() as conn:
+        with reader.begin():
+            result.cursor = read_cursor(reader)
+
+        def prepared_batches() -> Iterator[_Prepared]:
+            for events in _read_batches(lakehouse, reader, result.cursor, batch_events):
+                prepared = _prepare(events, run_id)
+                result.add(prepared.batch)
+                result.events_read += events.num_rows
+                result.cursor = prepared.cursor
+                yield prepared
+
+        def write(prepared: _Prepared) -> None:  # on the writer thread, the only user of `conn`
             with conn.begin():
-                written = _apply(lakehouse, conn, rows, batch, run_id, now)
-                _save_cursor(conn, cursor, now)
+                written = _apply(lakehouse, conn, prepared)
+                _save_cursor(conn, prepared.cursor, prepared.now)
                 for table, count in written.items():
                     pipeline_events.table_written(
-                        conn, table, count, run_id, now, consumer=CONSUMER, cursor=cursor
+                        conn,
+                        table,
+                        count,
+                        run_id,
+                        prepared.now,
+                        consumer=CONSUMER,
+                        cursor=prepared.cursor,
                     )
-    result.cursor = cursor
+
+        write_behind(prepared_batches(), write)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,6 +169,21 @@ class Lakehouse:
             return
         conn.execute(delete(table))
         conn.execute(insert(table).from_select(columns, query))
+
+    def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table:
+        """Run a SELECT and return its rows as Arrow columns: no Python object per value."""
+        result = conn.execute(query)
+        try:
+            cursor = result.cursor
+            if self.dialect != "duckdb":
+                return cursor.fetchall_arrow()  # the Databricks SQL connector's cursor
+            with warnings.catch_warnings():
+                # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
+                # bounded, and going through the SQLAlchemy connection keeps its transaction.
+                warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
+                return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
+        finally:
+            result.close()
 
     def count(self, conn: Connection, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

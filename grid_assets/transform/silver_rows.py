@@ -3,15 +3,17 @@
 An event either yields rows for Silver (`applied`), breaks a rule (`quarantined`, with every rule
 it broke), is a GRID event Silver does not model (`unknown_type`) or is a heartbeat
 (`not_domain`). Validation is pandera's, lazy, so all reasons are collected at once.
+
+The batch arrives as Arrow columns and leaves as Arrow tables: each payload is decoded once, the
+candidate rows are built column by column, and instants never become Python objects.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,16 +35,19 @@ NOT_DOMAIN_EVENTS = ("system.heartbeat",)
 DEFAULT_CURRENCY = "USD"
 
 _MONEY = pa.decimal128(18, 6)
-_INSTANT = pa.timestamp("us", tz="UTC")
-
-
-@dataclass(frozen=True, slots=True)
-class BronzeRow:
-    event_id: str
-    ingest_seq: int
-    event_type: str
-    occurred_at: datetime
-    payload: str
+INSTANT = pa.timestamp("us", tz="UTC")
+# The Bronze columns Silver reads (queries.silver.unprocessed_events), in that order.
+BRONZE_EVENTS = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("ingest_seq", pa.int64()),
+        ("event_type", pa.string()),
+        ("occurred_at", INSTANT),
+        ("payload", pa.string()),
+    ]
+)
+# Integers stay int so that 1.5 or 2.0 can never pass as a quantity; every other number is exact.
+_PAYLOAD = json.JSONDecoder(parse_float=Decimal)
 
 
 @dataclass
@@ -51,96 +56,108 @@ class SilverBatch:
     orders: pa.Table
     order_items: pa.Table
     quarantine: dict[str, list[str]]  # event_id -> every rule it broke
-    outcomes: dict[str, str]  # event_id -> applied | quarantined | unknown_type | not_domain
+    outcomes: list[str]  # per Bronze event, in batch order: applied | quarantined | ...
+
+
+class _Rows:
+    """Candidate rows of one Silver table, column by column, with the Bronze row of each."""
+
+    def __init__(self, schema: type) -> None:
+        self.columns: dict[str, list[Any]] = {name: [] for name in schema.to_schema().columns}
+        self.source: list[int] = []  # position of the producing event in the Bronze batch
+
+    def add(self, source: int, **row: Any) -> None:
+        self.source.append(source)
+        for name, value in row.items():
+            self.columns[name].append(value)
 
 
 @dataclass
 class _Candidates:
-    products: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
+    products: _Rows = field(default_factory=lambda: _Rows(ProductSchema))
+    orders: _Rows = field(default_factory=lambda: _Rows(OrderSchema))
+    items: _Rows = field(default_factory=lambda: _Rows(OrderItemSchema))
+    placed: list[bool] = field(default_factory=list)  # per order row: is it a placement
     reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
-def _product_row(row: BronzeRow, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "product_id": payload.get("product_id"),
-        "name": payload.get("name"),
-        "category": payload.get("category"),
-        "unit_price": payload.get("unit_price"),
-        "currency": payload.get("currency", DEFAULT_CURRENCY),
-        "active": payload.get("active", True),
-        "updated_at": row.occurred_at,
-        "event_id": row.event_id,
-    }
-
-
-def _order_rows(row: BronzeRow, payload: dict[str, Any], out: _Candidates) -> None:
-    status = ORDER_EVENTS[row.event_type]
+def _add_order(out: _Candidates, position: int, event_id: str, status: str, payload) -> None:
     placed = status == "placed"
-    out.orders.append(
-        {
-            "order_id": payload.get("order_id"),
-            "customer_id": payload.get("customer_id") if placed else None,
-            "status": status,
-            "currency": payload.get("currency", DEFAULT_CURRENCY) if placed else None,
-            "placed_at": row.occurred_at if placed else None,
-            "updated_at": row.occurred_at,
-            "status_event_id": row.event_id,
-            "placed_event_id": row.event_id if placed else None,
-        }
+    order_id = payload.get("order_id")
+    out.placed.append(placed)
+    out.orders.add(
+        position,
+        order_id=order_id,
+        customer_id=payload.get("customer_id") if placed else None,
+        status=status,
+        currency=payload.get("currency", DEFAULT_CURRENCY) if placed else None,
+        status_event_id=event_id,
+        placed_event_id=event_id if placed else None,
     )
     if not placed:
         return
     items = payload.get("items")
     if not isinstance(items, list) or not items:
-        out.reasons[row.event_id].append("items: non_empty_list")
+        out.reasons[event_id].append("items: non_empty_list")
         return
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            out.reasons[row.event_id].append(f"items[{number}]: object")
+            out.reasons[event_id].append(f"items[{number}]: object")
             continue
-        out.items.append(
-            {
-                "order_id": payload.get("order_id"),
-                "line_number": number,
-                "product_id": item.get("product_id"),
-                "quantity": item.get("quantity"),
-                "unit_price": item.get("unit_price"),
-                "discount": Decimal(0) if item.get("discount") is None else item["discount"],
-                "event_id": row.event_id,
-            }
+        discount = item.get("discount")
+        out.items.add(
+            position,
+            order_id=order_id,
+            line_number=number,
+            product_id=item.get("product_id"),
+            quantity=item.get("quantity"),
+            unit_price=item.get("unit_price"),
+            discount=Decimal(0) if discount is None else discount,
+            event_id=event_id,
         )
 
 
-def _collect(rows: Iterable[BronzeRow], outcomes: dict[str, str]) -> _Candidates:
+def _collect(events: pa.Table, outcomes: list[str]) -> _Candidates:
     out = _Candidates()
-    for row in rows:
-        if row.event_type in NOT_DOMAIN_EVENTS:
-            outcomes[row.event_id] = "not_domain"
+    columns = (events.column(name).to_pylist() for name in ("event_id", "event_type", "payload"))
+    for position, (event_id, event_type, text) in enumerate(zip(*columns, strict=True)):
+        if event_type in NOT_DOMAIN_EVENTS:
+            outcomes.append("not_domain")
             continue
-        if row.event_type not in PRODUCT_EVENTS and row.event_type not in ORDER_EVENTS:
-            outcomes[row.event_id] = "unknown_type"
+        status = ORDER_EVENTS.get(event_type)
+        if status is None and event_type not in PRODUCT_EVENTS:
+            outcomes.append("unknown_type")
             continue
-        outcomes[row.event_id] = "applied"
-        # Integers stay int so that 1.5 or 2.0 can never pass as a quantity; the rest exact.
-        payload = json.loads(row.payload, parse_float=Decimal)
-        if row.event_type in PRODUCT_EVENTS:
-            out.products.append(_product_row(row, payload))
-        else:
-            _order_rows(row, payload, out)
+        outcomes.append("applied")
+        payload = _PAYLOAD.decode(text)
+        if status is not None:
+            _add_order(out, position, event_id, status, payload)
+            continue
+        out.products.add(
+            position,
+            product_id=payload.get("product_id"),
+            name=payload.get("name"),
+            category=payload.get("category"),
+            unit_price=payload.get("unit_price"),
+            currency=payload.get("currency", DEFAULT_CURRENCY),
+            active=payload.get("active", True),
+            event_id=event_id,
+        )
     return out
 
 
-def _frame(records: list[dict[str, Any]], schema: type) -> pd.DataFrame:
-    columns = list(schema.to_schema().columns)
-    frame = pd.DataFrame.from_records(records, columns=columns).astype(object)
+def _frame(rows: _Rows, schema: type, instants: dict[str, pa.Array]) -> pd.DataFrame:
+    """The candidate rows as pandera sees them: raw JSON values in object columns, instants
+    as UTC timestamps, ids as strings."""
+    data: dict[str, Any] = {}
     for name, column in schema.to_schema().columns.items():
-        if str(column.dtype).startswith("datetime64"):
-            frame[name] = pd.to_datetime(frame[name], utc=True)
-        elif str(column.dtype) in ("str", "int64"):
-            frame[name] = frame[name].astype(str(column.dtype) if column.dtype else object)
-    return frame
+        if name in instants:
+            data[name] = instants[name].to_pandas()
+        elif str(column.dtype) == "int64":
+            data[name] = pd.Series(rows.columns[name], dtype="int64")
+        else:
+            data[name] = pd.Series(rows.columns[name], dtype=object)
+    return pd.DataFrame(data)
 
 
 def _failures(frame: pd.DataFrame, schema: type, id_column: str, prefix: str = "") -> dict:
@@ -163,12 +180,23 @@ def _failures(frame: pd.DataFrame, schema: type, id_column: str, prefix: str = "
     return {}
 
 
-def build_silver_batch(rows: Sequence[BronzeRow]) -> SilverBatch:
-    outcomes: dict[str, str] = {}
-    cand = _collect(rows, outcomes)
-    products = _frame(cand.products, ProductSchema)
-    orders = _frame(cand.orders, OrderSchema)
-    items = _frame(cand.items, OrderItemSchema)
+def build_silver_batch(events: pa.Table) -> SilverBatch:
+    """Validate one batch of Bronze events (columns of `BRONZE_EVENTS`, in arrival order)."""
+    events = events.select(BRONZE_EVENTS.names).cast(BRONZE_EVENTS)
+    outcomes: list[str] = []
+    cand = _collect(events, outcomes)
+    occurred = events.column("occurred_at")
+    product_at = occurred.take(pa.array(cand.products.source, pa.int64()))
+    order_at = occurred.take(pa.array(cand.orders.source, pa.int64()))
+    # placed_at: the placement's instant, null on status events.
+    placed = zip(cand.orders.source, cand.placed, strict=True)
+    placed_sources = [source if is_placement else None for source, is_placement in placed]
+    order_placed_at = occurred.take(pa.array(placed_sources, pa.int64()))
+    products = _frame(cand.products, ProductSchema, {"updated_at": product_at})
+    orders = _frame(
+        cand.orders, OrderSchema, {"placed_at": order_placed_at, "updated_at": order_at}
+    )
+    items = _frame(cand.items, OrderItemSchema, {})
 
     reasons: dict[str, list[str]] = defaultdict(list)
     for found in (
@@ -179,24 +207,38 @@ def build_silver_batch(rows: Sequence[BronzeRow]) -> SilverBatch:
     ):
         for event_id, labels in found.items():
             reasons[event_id].extend(labels)
-    for event_id in reasons:
-        outcomes[event_id] = "quarantined"
-    bad = list(reasons)
+    if reasons:
+        for position, event_id in enumerate(events.column("event_id").to_pylist()):
+            if event_id in reasons:
+                outcomes[position] = "quarantined"
     return SilverBatch(
-        products=_products_arrow(_without(products, "event_id", bad)),
-        orders=_orders_arrow(_without(orders, "status_event_id", bad)),
-        order_items=_items_arrow(_without(items, "event_id", bad)),
+        products=_products_arrow(cand.products, product_at, reasons),
+        orders=_orders_arrow(cand.orders, order_placed_at, order_at, reasons),
+        order_items=_items_arrow(cand.items, reasons),
         quarantine={k: sorted(set(v), key=v.index) for k, v in reasons.items()},
         outcomes=outcomes,
     )
 
 
-def _without(frame: pd.DataFrame, column: str, event_ids: list[str]) -> pd.DataFrame:
-    """The rows of `frame` whose event is not among `event_ids`."""
-    return frame.loc[~frame[column].isin(event_ids)]  # pyright: ignore[reportReturnType]
+# -- rows that passed, as typed Arrow columns ---------------------------------------------------
 
 
-def _money(column: Iterable[Any]) -> pa.Array:
+def _keep(event_ids: list[str], bad: dict[str, list[str]]) -> list[bool] | None:
+    """Which rows to keep: those whose event broke no rule (None: all of them)."""
+    if not bad:
+        return None
+    return [event_id not in bad for event_id in event_ids]
+
+
+def _kept(column: list[Any], keep: list[bool] | None) -> list[Any]:
+    return column if keep is None else list(itertools.compress(column, keep))
+
+
+def _kept_array(array: pa.Array | pa.ChunkedArray, keep: list[bool] | None):
+    return array if keep is None else array.filter(pa.array(keep, pa.bool_()))
+
+
+def _money(column: list[Any]) -> pa.Array:
     # Rows here passed validation: a JSON number is already the exact Decimal to store; only
     # decimal strings and integers still need converting.
     return pa.array(
@@ -204,53 +246,51 @@ def _money(column: Iterable[Any]) -> pa.Array:
     )
 
 
-def _instants(column: Any) -> pa.Array:
-    return pa.array(column, type=_INSTANT, from_pandas=True)
-
-
-def _strings(column: Iterable[Any]) -> pa.Array:
-    return pa.array([None if v is None or v is pd.NaT else str(v) for v in column], pa.string())
-
-
-def _products_arrow(frame: pd.DataFrame) -> pa.Table:
+def _products_arrow(rows: _Rows, updated_at, bad: dict[str, list[str]]) -> pa.Table:
+    keep = _keep(rows.columns["event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
     return pa.table(
         {
-            "product_id": _strings(frame["product_id"]),
-            "name": _strings(frame["name"]),
-            "category": _strings(frame["category"]),
-            "unit_price": _money(frame["unit_price"]),
-            "currency": _strings(frame["currency"]),
-            "active": pa.array(list(frame["active"]), pa.bool_()),
-            "updated_at": _instants(frame["updated_at"]),
-            "event_id": _strings(frame["event_id"]),
+            "product_id": pa.array(c["product_id"], pa.string()),
+            "name": pa.array(c["name"], pa.string()),
+            "category": pa.array(c["category"], pa.string()),
+            "unit_price": _money(c["unit_price"]),
+            "currency": pa.array(c["currency"], pa.string()),
+            "active": pa.array(c["active"], pa.bool_()),
+            "updated_at": _kept_array(updated_at, keep),
+            "event_id": pa.array(c["event_id"], pa.string()),
         }
     )
 
 
-def _orders_arrow(frame: pd.DataFrame) -> pa.Table:
+def _orders_arrow(rows: _Rows, placed_at, updated_at, bad: dict[str, list[str]]) -> pa.Table:
+    keep = _keep(rows.columns["status_event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
     return pa.table(
         {
-            "order_id": _strings(frame["order_id"]),
-            "customer_id": _strings(frame["customer_id"]),
-            "status": _strings(frame["status"]),
-            "currency": _strings(frame["currency"]),
-            "placed_at": _instants(frame["placed_at"]),
-            "updated_at": _instants(frame["updated_at"]),
-            "status_event_id": _strings(frame["status_event_id"]),
-            "placed_event_id": _strings(frame["placed_event_id"]),
+            "order_id": pa.array(c["order_id"], pa.string()),
+            "customer_id": pa.array(c["customer_id"], pa.string()),
+            "status": pa.array(c["status"], pa.string()),
+            "currency": pa.array(c["currency"], pa.string()),
+            "placed_at": _kept_array(placed_at, keep),
+            "updated_at": _kept_array(updated_at, keep),
+            "status_event_id": pa.array(c["status_event_id"], pa.string()),
+            "placed_event_id": pa.array(c["placed_event_id"], pa.string()),
         }
     )
 
 
-def _items_arrow(frame: pd.DataFrame) -> pa.Table:
+def _items_arrow(rows: _Rows, bad: dict[str, list[str]]) -> pa.Table:
+    keep = _keep(rows.columns["event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
     return pa.table(
         {
-            "order_id": _strings(frame["order_id"]),
-            "line_number": pa.array(list(frame["line_number"]), pa.int32()),
-            "product_id": _strings(frame["product_id"]),
-            "quantity": pa.array(list(frame["quantity"]), pa.int32()),
-            "unit_price": _money(frame["unit_price"]),
-            "discount": _money(frame["discount"]),
-            "event_id": _strings(frame["event_id"]),
+            "order_id": pa.array(c["order_id"], pa.string()),
+            "line_number": pa.array(c["line_number"], pa.int32()),
+            "product_id": pa.array(c["product_id"], pa.string()),
+            "quantity": pa.array(c["quantity"], pa.int32()),
+            "unit_price": _money(c["unit_price"]),
+            "discount": _money(c["discount"]),
+            "event_id": pa.array(c["event_id"], pa.string()),
         }
     )
