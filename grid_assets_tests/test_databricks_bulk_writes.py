@@ -20,8 +20,10 @@ import pytest
 from databricks.sql import exc as dbx
 
 from grid_assets.models.bronze import Event
+from grid_assets.queries.silver import unprocessed_events
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
+from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
 from grid_assets_tests.databricks_fakes import FakeConnection
 
 EVENTS = Event.__table__
@@ -35,13 +37,13 @@ class Recorder:
     connects: list[dict[str, Any]] = field(default_factory=list)
     executes: list[tuple[str, Any]] = field(default_factory=list)
     executemanys: list[tuple[str, Any]] = field(default_factory=list)
+    arrow: pa.Table | None = None  # what fetchall_arrow answers
 
 
 def recording_dbapi(recorder: Recorder) -> types.ModuleType:
     """A PEP 249 module that accepts everything and records what it is asked to run."""
 
     class Cursor:
-        description = None
         rowcount = -1
         arraysize = 1
 
@@ -53,6 +55,16 @@ def recording_dbapi(recorder: Recorder) -> types.ModuleType:
 
         def fetchall(self) -> list:
             return []
+
+        def fetchall_arrow(self) -> pa.Table | None:
+            return recorder.arrow
+
+        @property
+        def description(self) -> list[tuple] | None:
+            # Rows to fetch (a SELECT) once an Arrow answer is set; none otherwise.
+            if recorder.arrow is None:
+                return None
+            return [(name, "string", *[None] * 5) for name in recorder.arrow.column_names]
 
         def fetchone(self) -> None:
             return None
@@ -204,3 +216,32 @@ def test_staging_on_databricks_also_avoids_executemany(
     assert len(inserts(recorder)) == math.ceil(500 / (256 // rows.num_columns))
     assert all(len(p) <= MAX_PARAMS_PER_STATEMENT for _, p in inserts(recorder))
     assert recorder.executemanys == []
+
+
+def test_silver_reads_its_batch_as_arrow_through_the_connector(
+    recorded: tuple[Lakehouse, Recorder],
+) -> None:
+    """Silver's read goes through the SQLAlchemy connection, then the connector's own Arrow
+    fetch; its time zone spelling is normalised to UTC before the batch is built."""
+    lakehouse, recorder = recorded
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    recorder.arrow = pa.table(
+        {
+            "event_id": ["e-1", "e-2"],
+            "ingest_seq": pa.array([6, 7], pa.int64()),
+            "event_type": ["product.created", "system.heartbeat"],
+            "occurred_at": pa.array([at, at], pa.timestamp("us", tz="Etc/UTC")),
+            "payload": ['{"product_id":"P1","category":"c","unit_price":1.25}', "{}"],
+        }
+    )
+    with lakehouse.connect() as conn:
+        recorder.executes.clear()
+        events = lakehouse.fetch_arrow(conn, unprocessed_events(5, 100)).cast(BRONZE_EVENTS)
+    ((sql, params),) = recorder.executes
+    assert sql.startswith("SELECT grid_bronze.events.event_id, grid_bronze.events.ingest_seq")
+    assert params == {"ingest_seq_1": 5, "event_type_1": "pipeline.", "param_1": 100}
+    assert events.column("occurred_at").to_pylist() == [at, at]
+    batch = build_silver_batch(events)
+    assert batch.outcomes == ["applied", "not_domain"]
+    assert batch.products.column("unit_price").to_pylist() == [Decimal("1.25")]
+    assert batch.products.column("updated_at").to_pylist() == [at]

@@ -201,3 +201,39 @@ def test_rerun_is_idempotent_and_pipeline_events_are_not_reprocessed(
         rows(lakehouse, m, *[c.name for c in m.__table__.c])
         for m in (Product, Order, OrderItem, Quarantine)
     ] == snapshot
+
+
+def test_values_outside_the_column_types_are_quarantined_not_fatal(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
+    """A quantity beyond INT and money strings that Decimal() alone would take are rule breaks;
+    instants far from today (pandas' nanoseconds end in 2262) still apply."""
+    line = {"product_id": "P1", "quantity": 2**31, "unit_price": "1"}
+    largest = {**line, "quantity": 2**31 - 1}
+    step(
+        lakehouse,
+        tmp_path / "landing",
+        "1",
+        [
+            placed("huge", "2026-01-01T00:00:00Z", oid="O1", items=[line]),
+            placed("max", "2026-01-01T00:00:00Z", oid="O2", items=[largest]),
+            product("underscore", "2026-01-01T00:00:00Z", pid="P2", unit_price="1_000"),
+            product("nan", "2026-01-01T00:00:00Z", pid="P3", unit_price="NaN"),
+            product("exponent", "2026-01-01T00:00:00Z", pid="P4", unit_price="1e3"),
+            product("far", "9999-12-31T23:59:59.999999Z", pid="P5", unit_price=" +.5 "),
+            product("early", "0001-01-01T00:00:00Z", pid="P6", unit_price="7."),
+        ],
+    )
+    reasons = {eid: json.loads(r) for eid, r in rows(lakehouse, Quarantine, "event_id", "reasons")}
+    assert reasons == {
+        "huge": ["items[1].quantity: integer_gt_0"],
+        "underscore": ["unit_price: decimal_ge_0_max_6_places"],
+        "nan": ["unit_price: decimal_ge_0_max_6_places"],
+        "exponent": ["unit_price: decimal_ge_0_max_6_places"],
+    }
+    assert rows(lakehouse, OrderItem, "order_id", "quantity") == [("O2", 2**31 - 1)]
+    stored = rows(lakehouse, Product, "product_id", "unit_price", "updated_at")
+    assert [(p, price, at.isoformat()) for p, price, at in stored] == [
+        ("P5", Decimal("0.5"), "9999-12-31T23:59:59.999999+00:00"),
+        ("P6", Decimal("7"), "0001-01-01T00:00:00+00:00"),
+    ]

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -174,7 +175,7 @@ class Lakehouse:
         """Run a SELECT and return its rows as Arrow columns: no Python object per value."""
         result = conn.execute(query)
         try:
-            cursor = result.cursor
+            cursor: Any = result.cursor  # the DBAPI cursor holding the rows
             if self.dialect != "duckdb":
                 return cursor.fetchall_arrow()  # the Databricks SQL connector's cursor
             with warnings.catch_warnings():

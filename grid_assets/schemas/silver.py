@@ -46,23 +46,23 @@ class ProductSchema(_RawModel):
     event_id: Series[str] = pa.Field(nullable=False)
 
     @pa.check("product_id", "category", name="non_empty_string")
-    def _non_empty(cls, series) -> Series[bool]:
+    def _non_empty(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_text)
 
     @pa.check("name", name="string")
-    def _name(cls, series) -> Series[bool]:
+    def _name(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_optional_text)
 
     @pa.check("unit_price", name="decimal_ge_0_max_6_places")
-    def _price(cls, series) -> Series[bool]:
+    def _price(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_money)
 
     @pa.check("currency", name="three_letters")
-    def _currency(cls, series) -> Series[bool]:
+    def _currency(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_currency)
 
     @pa.check("active", name="boolean")
-    def _active(cls, series) -> Series[bool]:
+    def _active(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_bool)
 
 
@@ -79,15 +79,15 @@ class OrderSchema(_RawModel):
     placed_event_id: Series[Raw] = pa.Field(nullable=True)
 
     @pa.check("order_id", name="non_empty_string")
-    def _order_id(cls, series) -> Series[bool]:
+    def _order_id(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_text)
 
     @pa.check("customer_id", name="string")
-    def _customer(cls, series) -> Series[bool]:
+    def _customer(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_optional_text)
 
     @pa.check("currency", name="three_letters")
-    def _currency(cls, series) -> Series[bool]:
+    def _currency(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_currency)
 
 
@@ -103,19 +103,19 @@ class OrderItemSchema(_RawModel):
     event_id: Series[str] = pa.Field(nullable=False)
 
     @pa.check("order_id", "product_id", name="non_empty_string")
-    def _ids(cls, series) -> Series[bool]:
+    def _ids(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_text)
 
     @pa.check("quantity", name="integer_gt_0")
-    def _quantity(cls, series) -> Series[bool]:
+    def _quantity(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_positive_int)
 
     @pa.check("unit_price", name="decimal_ge_0_max_6_places")
-    def _price(cls, series) -> Series[bool]:
+    def _price(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_money)
 
     @pa.check("discount", name="decimal_in_0_1_max_6_places")
-    def _discount(cls, series) -> Series[bool]:
+    def _discount(cls, series: pd.Series) -> pd.Series:
         return _each(series, values.is_discount)
 
 
