@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from grid_assets.ingest import envelope
 from grid_assets.ingest.envelope import Envelope, Rejection, content_hash, parse_line
 
 VALID = {
@@ -125,3 +130,102 @@ def test_same_content_distinguishes_tiny_money_differences() -> None:
     assert not same(parsed("0.1"), parsed("0.1000001"))
     assert not same(parsed("12345678901234567890.1"), parsed("12345678901234567890.2"))
     assert content_hash({"a": [1, {"b": None}]}) == content_hash({"a": [1, {"b": None}]})
+
+
+# --- the fast reader agrees with the standard library, the grammar of record ------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def _parsed_exactly(line: str):
+    """parse_line with every line read by the standard library's decoder alone."""
+    original = envelope._decode
+    envelope._decode = envelope._decode_exact
+    try:
+        return parse_line(line)
+    finally:
+        envelope._decode = original
+
+
+def _sample_lines() -> list[str]:
+    lines = []
+    for path in sorted(SAMPLES.iterdir()):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
+            lines.extend(line.rstrip("\n") for line in handle)
+    return lines
+
+
+def test_fast_reader_equals_the_standard_library_on_the_samples() -> None:
+    lines = _sample_lines()
+    assert len(lines) >= 3000
+    for line in lines:
+        assert parse_line(line) == _parsed_exactly(line), line
+
+
+HEAD = '"event_id": "e", "event_type": "t", "occurred_at": "2026-01-01T00:00:00Z"'
+TRICKY_LINES = [
+    # payload not last, nested "payload" keys, a key ending in an escaped "payload", spacing
+    '{"payload": {"a": 1}, ' + HEAD + "}",
+    "{" + HEAD + ', "payload": {"x": {"payload": {}}}}',
+    "{" + HEAD + ', "payload": {"k": 1}, "a\\"payload": {"k": 1}}',
+    "{" + HEAD + ',"payload"  :  {"k" : 1.10}  }  ',
+    # what only the standard library reads: NaN, a lone surrogate, a huge number
+    "{" + HEAD + ', "payload": {"p": NaN}}',
+    '{"event_id": "e\\ud800", ' + HEAD[len('"event_id": "e", ') :] + ', "payload": {}}',
+    "{" + HEAD + ', "payload": {"p": 1e400}}',
+    # numbers in the envelope are hashed exactly
+    "{" + HEAD + ', "v": 0.1, "payload": {}}',
+    "{" + HEAD + ', "v": 123456789012345678901234567890, "payload": {}}',
+    '{"event_id": 7, "event_type": "t", "occurred_at": "2026-01-01T00:00:00Z", "payload": {}}',
+    "[1, 2]",
+    '{"event_id": "e", "payload": {"a": 1,}}',
+]
+
+
+@pytest.mark.parametrize("line", TRICKY_LINES)
+def test_fast_reader_equals_the_standard_library_on_tricky_lines(line: str) -> None:
+    assert parse_line(line) == _parsed_exactly(line)
+
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.decimals(min_value=-(10**6), max_value=10**6, places=7).map(str)
+    | st.text(max_size=8)
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["payload", "a", 'b"payload', "k"]) | st.text(max_size=5),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    members=st.dictionaries(
+        st.sampled_from(["event_id", "event_type", "occurred_at", "source", "payload", "x"]),
+        _json_values | st.just("2026-01-01T00:00:00+01:00"),
+    ),
+    payload_last=st.booleans(),
+    spacing=st.sampled_from([(",", ":"), (", ", ": "), (" ,  ", " :\t")]),
+)
+def test_fast_reader_equals_the_standard_library_on_generated_lines(
+    members: dict, payload_last: bool, spacing: tuple[str, str]
+) -> None:
+    if payload_last and "payload" in members:
+        members = {
+            **{k: v for k, v in members.items() if k != "payload"},
+            "payload": members["payload"],
+        }
+    line = json.dumps(members, separators=spacing, ensure_ascii=False)
+    assert parse_line(line) == _parsed_exactly(line)

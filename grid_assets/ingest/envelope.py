@@ -2,16 +2,22 @@
 
 The payload is cut verbatim out of the line (never re-serialized), so Bronze keeps GRID's text
 byte for byte and money is never touched by a float.
+
+Lines are read by orjson, which only has to find the structure here: every value Bronze keeps
+is a string or verbatim text. A line orjson refuses (its grammar is strict RFC 8259; Python's
+also takes NaN, lone surrogates and huge numbers) or whose envelope holds a number (hashed
+exactly) is read again by the standard library's decoder, the grammar of record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 # Every number becomes a Decimal: exact, and 10 and 10.0 compare as the same JSON value.
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal)
@@ -22,8 +28,7 @@ _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 DEFAULT_SOURCE = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     event_id: str
     event_type: str
     occurred_at: datetime
@@ -44,8 +49,7 @@ class Envelope:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
     reason: str
 
 
@@ -94,31 +98,52 @@ def _scan_object(line: str) -> tuple[dict[str, Any], dict[str, str]]:
 def _payload_text_fast(line: str, payload: dict[str, Any]) -> str | None:
     """The payload's source text when it is the object's last member (GRID's usual layout).
 
-    A `"payload"` key whose value is followed only by the closing brace of the line can only be
-    a top-level member; the decoded value must also equal the payload already decoded.
+    A `"payload"` key (preceded by `{` or `,`, so not the tail of another key) whose value,
+    up to the line's closing brace, parses on its own can only be a top-level member; it
+    must also equal the payload already decoded.
     """
-    position = line.rfind('"payload"')
+    close = len(line.rstrip()) - 1  # the closing brace of the (valid) top-level object
+    position = line.rfind('"payload"', 0, close)
     while position != -1:
+        before = position - 1
+        while before >= 0 and line[before] in " \t\r\n":
+            before -= 1
         colon = _WHITESPACE.match(line, position + 9).end()
-        if line[colon : colon + 1] == ":":
+        if before >= 0 and line[before] in "{," and line[colon : colon + 1] == ":":
             start = _WHITESPACE.match(line, colon + 1).end()
+            text = line[start:close].rstrip()
             try:
-                value, end = _scan_once(line, start)
-            except StopIteration:
-                value, end = None, start
-            if line[end:].strip() == "}" and value == payload:
-                return line[start:end]
+                if orjson.loads(text) == payload:
+                    return text
+            except orjson.JSONDecodeError:
+                pass  # a nested "payload" key: its value is followed by more closing braces
         position = line.rfind('"payload"', 0, position)
     return None
 
 
-def _decode(line: str) -> tuple[dict[str, Any], str | None]:
-    """The envelope's members and the payload's verbatim text (None if there is no object)."""
+def _decode_exact(line: str) -> tuple[dict[str, Any], str | None]:
+    """`_decode` by the standard library alone: numbers exact, its grammar and messages."""
     values = _DECODER.decode(line)  # C scanner; raises JSONDecodeError on invalid JSON
     if not isinstance(values, dict):
         raise _NotAnObject
+    if not isinstance(values.get("payload"), dict):
+        return values, None
+    return values, _scan_object(line)[1]["payload"]
+
+
+def _decode(line: str) -> tuple[dict[str, Any], str | None]:
+    """The envelope's members and the payload's verbatim text (None if there is no object)."""
+    try:
+        values = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _decode_exact(line)
+    if type(values) is not dict:
+        raise _NotAnObject
+    for key, value in values.items():
+        if type(value) is not str and key != "payload":
+            return _decode_exact(line)  # a number in the envelope is hashed exactly
     payload = values.get("payload")
-    if not isinstance(payload, dict):
+    if type(payload) is not dict:
         return values, None
     text = _payload_text_fast(line, payload)
     if text is None:
@@ -149,13 +174,12 @@ def envelope_hash(values: dict[str, Any]) -> str:
     Members are usually plain strings, hashed length-prefixed (unambiguous) without a JSON
     encoder; any other value goes through the canonical JSON of `content_hash`.
     """
-    parts = []
-    for key in sorted(values):
-        if key == "payload":
-            continue
-        value = values[key]
-        text = value if type(value) is str else "\x00" + content_hash(value)
-        parts.append(f"{len(key)}:{key}{len(text)}:{text}")
+    parts = [
+        f"{len(key)}:{key}{len(text)}:{text}"
+        for key, value in sorted(values.items())
+        if key != "payload"
+        for text in (value if type(value) is str else "\x00" + content_hash(value),)
+    ]
     return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -6,7 +6,7 @@ import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 LANDING_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 
@@ -18,8 +18,7 @@ class LandingFile:
     size_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class RawLine:
+class RawLine(NamedTuple):  # a tuple: cheap to make, one per landing line
     source_file: str
     line_number: int  # 1-based physical line, blank lines included
     text: str | None  # None when the bytes are not UTF-8
