@@ -82,14 +82,18 @@ def _classify(chunk: Chunk, parsed_lines: list[Parsed], now: datetime) -> _Batch
     return batch
 
 
-def _prepare(chunk: Chunk, run_id: str | None) -> _Batch:
-    """Parse, classify and lay out one chunk: the Python half of a batch."""
-    now = datetime.now(UTC)
-    with cyclic_gc_paused():
-        batch = _classify(chunk, parse_chunk(chunk), now)
-        if batch.events:
-            batch.event_rows = _events_table(batch.events, run_id, now)
-    return batch
+def _prepared(chunks: Iterator[Chunk], run_id: str | None) -> Iterator[_Batch]:
+    """Read, parse, classify and lay out each chunk: the Python half of every batch."""
+    while True:
+        with cyclic_gc_paused():
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            now = datetime.now(UTC)
+            batch = _classify(chunk, parse_chunk(chunk), now)
+            if batch.events:
+                batch.event_rows = _events_table(batch.events, run_id, now)
+        yield batch
 
 
 def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, now: datetime):
@@ -99,13 +103,13 @@ def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, no
             "event_id": [e.event_id for _, e in events],
             "event_type": [e.event_type for _, e in events],
             "occurred_at": pa.array([e.occurred_at for _, e in events], _INSTANT),
-            "ingested_at": pa.array([now] * len(events), _INSTANT),
+            "ingested_at": pa.repeat(pa.scalar(now, _INSTANT), len(events)),
             "source": [e.source for _, e in events],
             "payload": [e.payload_text for _, e in events],
             "envelope_hash": [e.envelope_hash for _, e in events],
             "source_file": [line.source_file for line, _ in events],
             "line_number": pa.array([line.line_number for line, _ in events], pa.int32()),
-            "run_id": pa.array([run_id] * len(events), pa.string()),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), len(events)),
         }
     )
 
@@ -118,8 +122,8 @@ def _rejected_table(rejected: list[tuple[RawLine, str, str | None]], run_id, now
             "raw_line": [line.raw for line, _, _ in rejected],
             "reason": [reason for _, reason, _ in rejected],
             "event_id": pa.array([eid for _, _, eid in rejected], pa.string()),
-            "rejected_at": pa.array([now] * len(rejected), _INSTANT),
-            "run_id": pa.array([run_id] * len(rejected), pa.string()),
+            "rejected_at": pa.repeat(pa.scalar(now, _INSTANT), len(rejected)),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), len(rejected)),
         }
     )
 
@@ -229,6 +233,5 @@ def ingest_landing(
                 _write_batch(lakehouse, conn, batch, run_id, result)
                 _save_progress(conn, batch.chunk.file, batch.chunk.lines_done, run_id, batch.now)
 
-        chunks = _chunks(changed, progress, batch_lines)
-        write_behind((_prepare(chunk, run_id) for chunk in chunks), write)
+        write_behind(_prepared(_chunks(changed, progress, batch_lines), run_id), write)
     return result

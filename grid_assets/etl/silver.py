@@ -87,8 +87,8 @@ def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
             "ingest_seq": events.column("ingest_seq"),
             "event_type": events.column("event_type"),
             "outcome": pa.array(batch.outcomes, pa.string()),
-            "processed_at": pa.array([now] * n, INSTANT),
-            "run_id": pa.array([run_id] * n, pa.string()),
+            "processed_at": pa.repeat(pa.scalar(now, INSTANT), n),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         }
     )
 
@@ -105,8 +105,8 @@ def _quarantine_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Ta
                 json.dumps(batch.quarantine[e]) for e in bad.column("event_id").to_pylist()
             ],
             "occurred_at": bad.column("occurred_at"),
-            "quarantined_at": pa.array([now] * bad.num_rows, INSTANT),
-            "run_id": pa.array([run_id] * bad.num_rows, pa.string()),
+            "quarantined_at": pa.repeat(pa.scalar(now, INSTANT), bad.num_rows),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), bad.num_rows),
         }
     )
 

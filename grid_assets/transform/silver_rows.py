@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,23 +61,45 @@ class SilverBatch:
 
 
 class _Rows:
-    """Candidate rows of one Silver table, column by column, with the Bronze row of each."""
+    """Candidate rows of one Silver table, one tuple of `fields` per row, with the position of
+    the producing event in the Bronze batch (instants are taken from there, in Arrow)."""
 
-    def __init__(self, schema: type) -> None:
-        self.columns: dict[str, list[Any]] = {name: [] for name in schema.to_schema().columns}
-        self.source: list[int] = []  # position of the producing event in the Bronze batch
+    def __init__(self, *fields: str) -> None:
+        self.fields = fields
+        self.rows: list[tuple[Any, ...]] = []
+        self.source: list[int] = []
 
-    def add(self, source: int, **row: Any) -> None:
-        self.source.append(source)
-        for name, value in row.items():
-            self.columns[name].append(value)
+    def columns(self) -> dict[str, list[Any]]:
+        if not self.rows:
+            return {name: [] for name in self.fields}
+        return {
+            name: list(map(operator.itemgetter(i), self.rows)) for i, name in enumerate(self.fields)
+        }
 
 
 @dataclass
 class _Candidates:
-    products: _Rows = field(default_factory=lambda: _Rows(ProductSchema))
-    orders: _Rows = field(default_factory=lambda: _Rows(OrderSchema))
-    items: _Rows = field(default_factory=lambda: _Rows(OrderItemSchema))
+    products: _Rows = field(
+        default_factory=lambda: _Rows(
+            "product_id", "name", "category", "unit_price", "currency", "active", "event_id"
+        )
+    )
+    orders: _Rows = field(
+        default_factory=lambda: _Rows(
+            "order_id", "customer_id", "status", "currency", "status_event_id", "placed_event_id"
+        )
+    )
+    items: _Rows = field(
+        default_factory=lambda: _Rows(
+            "order_id",
+            "line_number",
+            "product_id",
+            "quantity",
+            "unit_price",
+            "discount",
+            "event_id",
+        )
+    )
     placed: list[bool] = field(default_factory=list)  # per order row: is it a placement
     reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
@@ -85,17 +108,14 @@ def _add_order(out: _Candidates, position: int, event_id: str, status: str, payl
     placed = status == "placed"
     order_id = payload.get("order_id")
     out.placed.append(placed)
-    out.orders.add(
-        position,
-        order_id=order_id,
-        customer_id=payload.get("customer_id") if placed else None,
-        status=status,
-        currency=payload.get("currency", DEFAULT_CURRENCY) if placed else None,
-        status_event_id=event_id,
-        placed_event_id=event_id if placed else None,
-    )
+    out.orders.source.append(position)
     if not placed:
+        out.orders.rows.append((order_id, None, status, None, event_id, None))
         return
+    currency = payload.get("currency", DEFAULT_CURRENCY)
+    out.orders.rows.append(
+        (order_id, payload.get("customer_id"), status, currency, event_id, event_id)
+    )
     items = payload.get("items")
     if not isinstance(items, list) or not items:
         out.reasons[event_id].append("items: non_empty_list")
@@ -105,15 +125,17 @@ def _add_order(out: _Candidates, position: int, event_id: str, status: str, payl
             out.reasons[event_id].append(f"items[{number}]: object")
             continue
         discount = item.get("discount")
-        out.items.add(
-            position,
-            order_id=order_id,
-            line_number=number,
-            product_id=item.get("product_id"),
-            quantity=item.get("quantity"),
-            unit_price=item.get("unit_price"),
-            discount=Decimal(0) if discount is None else discount,
-            event_id=event_id,
+        out.items.source.append(position)
+        out.items.rows.append(
+            (
+                order_id,
+                number,
+                item.get("product_id"),
+                item.get("quantity"),
+                item.get("unit_price"),
+                Decimal(0) if discount is None else discount,
+                event_id,
+            )
         )
 
 
@@ -133,20 +155,24 @@ def _collect(events: pa.Table, outcomes: list[str]) -> _Candidates:
         if status is not None:
             _add_order(out, position, event_id, status, payload)
             continue
-        out.products.add(
-            position,
-            product_id=payload.get("product_id"),
-            name=payload.get("name"),
-            category=payload.get("category"),
-            unit_price=payload.get("unit_price"),
-            currency=payload.get("currency", DEFAULT_CURRENCY),
-            active=payload.get("active", True),
-            event_id=event_id,
+        out.products.source.append(position)
+        out.products.rows.append(
+            (
+                payload.get("product_id"),
+                payload.get("name"),
+                payload.get("category"),
+                payload.get("unit_price"),
+                payload.get("currency", DEFAULT_CURRENCY),
+                payload.get("active", True),
+                event_id,
+            )
         )
     return out
 
 
-def _frame(rows: _Rows, schema: type, instants: dict[str, pa.Array]) -> pd.DataFrame:
+def _frame(
+    columns: dict[str, list[Any]], schema: type, instants: dict[str, pa.ChunkedArray]
+) -> pd.DataFrame:
     """The candidate rows as pandera sees them: raw JSON values in object columns, instants
     as UTC timestamps, ids as strings."""
     data: dict[str, Any] = {}
@@ -154,9 +180,9 @@ def _frame(rows: _Rows, schema: type, instants: dict[str, pa.Array]) -> pd.DataF
         if name in instants:
             data[name] = instants[name].to_pandas()
         elif str(column.dtype) == "int64":
-            data[name] = pd.Series(rows.columns[name], dtype="int64")
+            data[name] = pd.Series(columns[name], dtype="int64")
         else:
-            data[name] = pd.Series(rows.columns[name], dtype=object)
+            data[name] = pd.Series(columns[name], dtype=object)
     return pd.DataFrame(data)
 
 
@@ -192,11 +218,12 @@ def build_silver_batch(events: pa.Table) -> SilverBatch:
     placed = zip(cand.orders.source, cand.placed, strict=True)
     placed_sources = [source if is_placement else None for source, is_placement in placed]
     order_placed_at = occurred.take(pa.array(placed_sources, pa.int64()))
-    products = _frame(cand.products, ProductSchema, {"updated_at": product_at})
-    orders = _frame(
-        cand.orders, OrderSchema, {"placed_at": order_placed_at, "updated_at": order_at}
-    )
-    items = _frame(cand.items, OrderItemSchema, {})
+    product_rows = cand.products.columns()
+    order_rows = cand.orders.columns()
+    item_rows = cand.items.columns()
+    products = _frame(product_rows, ProductSchema, {"updated_at": product_at})
+    orders = _frame(order_rows, OrderSchema, {"placed_at": order_placed_at, "updated_at": order_at})
+    items = _frame(item_rows, OrderItemSchema, {})
 
     reasons: dict[str, list[str]] = defaultdict(list)
     for found in (
@@ -212,9 +239,9 @@ def build_silver_batch(events: pa.Table) -> SilverBatch:
             if event_id in reasons:
                 outcomes[position] = "quarantined"
     return SilverBatch(
-        products=_products_arrow(cand.products, product_at, reasons),
-        orders=_orders_arrow(cand.orders, order_placed_at, order_at, reasons),
-        order_items=_items_arrow(cand.items, reasons),
+        products=_products_arrow(product_rows, product_at, reasons),
+        orders=_orders_arrow(order_rows, order_placed_at, order_at, reasons),
+        order_items=_items_arrow(item_rows, reasons),
         quarantine={k: sorted(set(v), key=v.index) for k, v in reasons.items()},
         outcomes=outcomes,
     )
@@ -246,9 +273,9 @@ def _money(column: list[Any]) -> pa.Array:
     )
 
 
-def _products_arrow(rows: _Rows, updated_at, bad: dict[str, list[str]]) -> pa.Table:
-    keep = _keep(rows.columns["event_id"], bad)
-    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
+def _products_arrow(rows: dict[str, list], updated_at, bad: dict[str, list[str]]) -> pa.Table:
+    keep = _keep(rows["event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.items()}
     return pa.table(
         {
             "product_id": pa.array(c["product_id"], pa.string()),
@@ -263,9 +290,11 @@ def _products_arrow(rows: _Rows, updated_at, bad: dict[str, list[str]]) -> pa.Ta
     )
 
 
-def _orders_arrow(rows: _Rows, placed_at, updated_at, bad: dict[str, list[str]]) -> pa.Table:
-    keep = _keep(rows.columns["status_event_id"], bad)
-    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
+def _orders_arrow(
+    rows: dict[str, list], placed_at, updated_at, bad: dict[str, list[str]]
+) -> pa.Table:
+    keep = _keep(rows["status_event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.items()}
     return pa.table(
         {
             "order_id": pa.array(c["order_id"], pa.string()),
@@ -280,9 +309,9 @@ def _orders_arrow(rows: _Rows, placed_at, updated_at, bad: dict[str, list[str]])
     )
 
 
-def _items_arrow(rows: _Rows, bad: dict[str, list[str]]) -> pa.Table:
-    keep = _keep(rows.columns["event_id"], bad)
-    c = {name: _kept(column, keep) for name, column in rows.columns.items()}
+def _items_arrow(rows: dict[str, list], bad: dict[str, list[str]]) -> pa.Table:
+    keep = _keep(rows["event_id"], bad)
+    c = {name: _kept(column, keep) for name, column in rows.items()}
     return pa.table(
         {
             "order_id": pa.array(c["order_id"], pa.string()),
