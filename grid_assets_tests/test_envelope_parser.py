@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,3 +230,16 @@ def test_fast_reader_equals_the_standard_library_on_generated_lines(
         }
     line = json.dumps(members, separators=spacing, ensure_ascii=False)
     assert parse_line(line) == _parsed_exactly(line)
+
+
+def test_envelope_hash_format_is_stable() -> None:
+    """Stored hashes are compared with future re-sends: the format must not drift between
+    releases. Members but the payload, sorted by key, each as len:key len:text."""
+    line = (
+        '{"occurred_at": "2026-01-01T00:00:00Z", "event_type": "order.placed", '
+        '"event_id": "e-1", "payload": {"order_id": "o-1"}}'
+    )
+    canonical = "8:event_id3:e-110:event_type12:order.placed11:occurred_at20:2026-01-01T00:00:00Z"
+    parsed = parse_line(line)
+    assert isinstance(parsed, Envelope)
+    assert parsed.envelope_hash == hashlib.sha256(canonical.encode()).hexdigest()

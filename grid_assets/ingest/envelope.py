@@ -174,13 +174,13 @@ def envelope_hash(values: dict[str, Any]) -> str:
     Members are usually plain strings, hashed length-prefixed (unambiguous) without a JSON
     encoder; any other value goes through the canonical JSON of `content_hash`.
     """
-    parts = [
-        f"{len(key)}:{key}{len(text)}:{text}"
-        for key, value in sorted(values.items())
-        if key != "payload"
-        for text in (value if type(value) is str else "\x00" + content_hash(value),)
-    ]
+    members = {key: _member_text(value) for key, value in values.items() if key != "payload"}
+    parts = [f"{len(key)}:{key}{len(members[key])}:{members[key]}" for key in sorted(members)]
     return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _member_text(value: Any) -> str:
+    return value if type(value) is str else "\x00" + content_hash(value)
 
 
 def payload_hash(payload_text: str) -> str:
