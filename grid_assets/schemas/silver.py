@@ -1,8 +1,9 @@
 """pandera models of the Silver tables, one per SQLAlchemy model, with the contract's rules.
 
 Frames are validated as they come out of payloads (raw JSON values, object dtype) and lazily, so
-every broken rule of every event is collected. Each check applies one value rule of
-`schemas.values` (the same rules as the typed conversion) to a whole column in one pass.
+every broken rule of every event is collected. Each value rule of `schemas.values` (the same rules
+as the typed conversion) is registered once as a pandera check that takes a whole column in one
+pass; the models name, per column, which rules apply (`pa.Field(non_empty_string=())`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera import extensions
 from pandera.typing import Series
 
 from grid_assets.schemas import values
@@ -21,10 +23,28 @@ Raw = object
 # Instants keep microseconds (the tables' precision) and any year an ISO-8601 instant can spell.
 Instant = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
+# Check name (as it appears in a quarantine reason) -> the value rule it applies.
+RULES: dict[str, Callable[[Any], bool]] = {
+    "non_empty_string": values.is_text,
+    "string": values.is_optional_text,
+    "three_letters": values.is_currency,
+    "boolean": values.is_bool,
+    "integer_gt_0": values.is_positive_int,
+    "decimal_ge_0_max_6_places": values.is_money,
+    "decimal_in_0_1_max_6_places": values.is_discount,
+}
 
-def _each(series: pd.Series, rule: Callable[[Any], bool]) -> pd.Series:
-    """`rule` applied to every value of `series`, as one boolean column."""
-    return pd.Series([rule(v) for v in series.tolist()], index=series.index, dtype=bool)
+
+def _register(name: str, rule: Callable[[Any], bool]) -> None:
+    def check(series: pd.Series) -> pd.Series:
+        return pd.Series([rule(v) for v in series.tolist()], index=series.index, dtype=bool)
+
+    check.__name__ = name
+    extensions.register_check_method(check_type="vectorized")(check)
+
+
+for _name, _rule in RULES.items():
+    _register(_name, _rule)
 
 
 class _RawModel(pa.DataFrameModel):
@@ -36,87 +56,39 @@ class _RawModel(pa.DataFrameModel):
 class ProductSchema(_RawModel):
     """A candidate `silver.products` row from one product event."""
 
-    product_id: Series[Raw] = pa.Field(nullable=False)
-    name: Series[Raw] = pa.Field(nullable=True)
-    category: Series[Raw] = pa.Field(nullable=False)
-    unit_price: Series[Raw] = pa.Field(nullable=False)
-    currency: Series[Raw] = pa.Field(nullable=False)
-    active: Series[Raw] = pa.Field(nullable=False)
+    product_id: Series[Raw] = pa.Field(nullable=False, non_empty_string=())
+    name: Series[Raw] = pa.Field(nullable=True, string=())
+    category: Series[Raw] = pa.Field(nullable=False, non_empty_string=())
+    unit_price: Series[Raw] = pa.Field(nullable=False, decimal_ge_0_max_6_places=())
+    currency: Series[Raw] = pa.Field(nullable=False, three_letters=())
+    active: Series[Raw] = pa.Field(nullable=False, boolean=())
     updated_at: Series[Instant] = pa.Field(nullable=False)  # type: ignore[valid-type]
     event_id: Series[str] = pa.Field(nullable=False)
-
-    @pa.check("product_id", "category", name="non_empty_string")
-    def _non_empty(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_text)
-
-    @pa.check("name", name="string")
-    def _name(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_optional_text)
-
-    @pa.check("unit_price", name="decimal_ge_0_max_6_places")
-    def _price(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_money)
-
-    @pa.check("currency", name="three_letters")
-    def _currency(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_currency)
-
-    @pa.check("active", name="boolean")
-    def _active(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_bool)
 
 
 class OrderSchema(_RawModel):
     """A candidate `silver.orders` row from one order event (placed, paid, shipped, cancelled)."""
 
-    order_id: Series[Raw] = pa.Field(nullable=False)
-    customer_id: Series[Raw] = pa.Field(nullable=True)
+    order_id: Series[Raw] = pa.Field(nullable=False, non_empty_string=())
+    customer_id: Series[Raw] = pa.Field(nullable=True, string=())
     status: Series[str] = pa.Field(nullable=False, isin=list(values.ORDER_STATUSES))
-    currency: Series[Raw] = pa.Field(nullable=True)
+    currency: Series[Raw] = pa.Field(nullable=True, three_letters=())
     placed_at: Series[Instant] = pa.Field(nullable=True)  # type: ignore[valid-type]
     updated_at: Series[Instant] = pa.Field(nullable=False)  # type: ignore[valid-type]
     status_event_id: Series[str] = pa.Field(nullable=False)
     placed_event_id: Series[Raw] = pa.Field(nullable=True)
 
-    @pa.check("order_id", name="non_empty_string")
-    def _order_id(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_text)
-
-    @pa.check("customer_id", name="string")
-    def _customer(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_optional_text)
-
-    @pa.check("currency", name="three_letters")
-    def _currency(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_currency)
-
 
 class OrderItemSchema(_RawModel):
     """A candidate `silver.order_items` row from one line of an `order.placed` event."""
 
-    order_id: Series[Raw] = pa.Field(nullable=False)
+    order_id: Series[Raw] = pa.Field(nullable=False, non_empty_string=())
     line_number: Series[int] = pa.Field(nullable=False, ge=1)
-    product_id: Series[Raw] = pa.Field(nullable=False)
-    quantity: Series[Raw] = pa.Field(nullable=False)
-    unit_price: Series[Raw] = pa.Field(nullable=False)
-    discount: Series[Raw] = pa.Field(nullable=False)
+    product_id: Series[Raw] = pa.Field(nullable=False, non_empty_string=())
+    quantity: Series[Raw] = pa.Field(nullable=False, integer_gt_0=())
+    unit_price: Series[Raw] = pa.Field(nullable=False, decimal_ge_0_max_6_places=())
+    discount: Series[Raw] = pa.Field(nullable=False, decimal_in_0_1_max_6_places=())
     event_id: Series[str] = pa.Field(nullable=False)
-
-    @pa.check("order_id", "product_id", name="non_empty_string")
-    def _ids(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_text)
-
-    @pa.check("quantity", name="integer_gt_0")
-    def _quantity(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_positive_int)
-
-    @pa.check("unit_price", name="decimal_ge_0_max_6_places")
-    def _price(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_money)
-
-    @pa.check("discount", name="decimal_in_0_1_max_6_places")
-    def _discount(cls, series: pd.Series) -> pd.Series:
-        return _each(series, values.is_discount)
 
 
 SCHEMAS = {"products": ProductSchema, "orders": OrderSchema, "order_items": OrderItemSchema}
