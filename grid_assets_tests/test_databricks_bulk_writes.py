@@ -239,7 +239,7 @@ def test_silver_reads_its_batch_as_arrow_through_the_connector(
         events = lakehouse.fetch_arrow(conn, unprocessed_events(5, 100)).cast(BRONZE_EVENTS)
     ((sql, params),) = recorder.executes
     assert sql.startswith("SELECT grid_bronze.events.event_id, grid_bronze.events.ingest_seq")
-    assert params == {"ingest_seq_1": 5, "event_type_1": "pipeline.", "param_1": 100}
+    assert params == {"ingest_seq_1": 5, "ingest_seq_2": 100, "event_type_1": "pipeline."}
     assert events.column("occurred_at").to_pylist() == [at, at]
     batch = build_silver_batch(events)
     assert batch.outcomes == ["applied", "not_domain"]

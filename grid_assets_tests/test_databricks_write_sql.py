@@ -298,20 +298,23 @@ EMPTY_BATCH = build_silver_batch(NO_EVENTS)
 
 
 def test_silver_unprocessed_events() -> None:
-    """silver._read_batches: the next GRID events after the cursor, in arrival order."""
+    """silver._read_batches: the GRID events of one arrival window after the cursor, in order."""
     assert_pinned(
-        silver_queries.unprocessed_events(STORED_SEQ, silver.BATCH_EVENTS),
+        silver_queries.unprocessed_events(STORED_SEQ, STORED_SEQ + silver.BATCH_EVENTS),
         """
         SELECT bronze.events.event_id, bronze.events.ingest_seq, bronze.events.event_type,
           bronze.events.occurred_at, bronze.events.payload
         FROM bronze.events
         WHERE bronze.events.ingest_seq > :`ingest_seq_1`
+          AND bronze.events.ingest_seq <= :`ingest_seq_2`
           AND (bronze.events.event_type NOT LIKE :`event_type_1` || '%')
         ORDER BY bronze.events.ingest_seq
-        LIMIT :`param_1`
         """,
-        # The LIMIT is bound as an INT parameter (the value fits), which is what LIMIT accepts.
-        {"ingest_seq_1": STORED_SEQ, "event_type_1": "pipeline.", "param_1": 100_000},
+        {
+            "ingest_seq_1": STORED_SEQ,
+            "ingest_seq_2": STORED_SEQ + 100_000,
+            "event_type_1": "pipeline.",
+        },
     )
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, literal, select
 
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
@@ -23,7 +23,7 @@ from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
 from grid_assets.queries.dialect import Merge
-from grid_assets.queries.silver import insert_missing, literal_row
+from grid_assets.queries.silver import insert_missing, last_ingest_seq, literal_row
 from grid_assets.resources.lakehouse import Lakehouse
 
 EVENTS = Event.__table__
@@ -148,7 +148,7 @@ def _write_batch(
                     result.duplicates += 1
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
-            base = conn.execute(select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0))).scalar()
+            base = conn.execute(last_ingest_seq()).scalar()
             columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
             seq = (stage.c.batch_pos + literal(int(base or 0))).label("ingest_seq")
             new_rows = select(*(stage.c[c] for c in columns), seq).where(

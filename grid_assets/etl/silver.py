@@ -162,17 +162,19 @@ def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[
 def _read_batches(
     lakehouse: Lakehouse, conn: Connection, cursor: int, batch_events: int
 ) -> Iterator[pa.Table]:
-    """Bronze GRID events after `cursor`, in arrival order, `batch_events` at a time."""
-    while True:
+    """Bronze GRID events after `cursor`, in arrival order, in windows of `batch_events`
+    arrival positions (so at most that many events each), up to the last event stored when the
+    step began. Events arriving during the step wait for the next run."""
+    with conn.begin():
+        last = int(conn.execute(q.last_ingest_seq()).scalar_one())
+    while cursor < last:
+        upper = min(cursor + batch_events, last)
         with conn.begin():
-            query = q.unprocessed_events(cursor, batch_events)
+            query = q.unprocessed_events(cursor, upper)
             events = lakehouse.fetch_arrow(conn, query).cast(BRONZE_EVENTS)
-        if events.num_rows == 0:
-            return
-        yield events
-        cursor = events.column("ingest_seq")[-1].as_py()
-        if events.num_rows < batch_events:
-            return
+        if events.num_rows:
+            yield events
+        cursor = upper
 
 
 def apply_new_events(

@@ -138,8 +138,15 @@ def insert_missing(target, stage: FromClause, keys: list[str]) -> Insert:
     return insert(target).from_select(columns, query)
 
 
-def unprocessed_events(after_seq: int, limit: int) -> Select:
-    """The next GRID events (not the pipeline's own) after a cursor, in arrival order."""
+def last_ingest_seq() -> Select:
+    """The arrival position of the latest Bronze event (0 when Bronze is empty)."""
+    return select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0))
+
+
+def unprocessed_events(after_seq: int, up_to_seq: int) -> Select:
+    """GRID events (not the pipeline's own) with `after_seq < ingest_seq <= up_to_seq`, in
+    arrival order. A bounded range, not ORDER BY ... LIMIT: the engine skips every stored block
+    outside it by its min/max statistics, so a read costs the window, not the size of Bronze."""
     return (
         select(
             EVENTS.c.event_id,
@@ -148,9 +155,12 @@ def unprocessed_events(after_seq: int, limit: int) -> Select:
             EVENTS.c.occurred_at,
             EVENTS.c.payload,
         )
-        .where(EVENTS.c.ingest_seq > after_seq, ~EVENTS.c.event_type.startswith("pipeline."))
+        .where(
+            EVENTS.c.ingest_seq > after_seq,
+            EVENTS.c.ingest_seq <= up_to_seq,
+            ~EVENTS.c.event_type.startswith("pipeline."),
+        )
         .order_by(EVENTS.c.ingest_seq)
-        .limit(limit)
     )
 
 
