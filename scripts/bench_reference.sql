@@ -1,6 +1,6 @@
 -- The benchmark's reference: the pipeline's work done in pure DuckDB SQL, in one pass.
 -- Run by scripts/bench.py with the landing files in the variable `files`. It produces what
--- `grid run` produces: Bronze events (first wins, keyed), rejected lines with their reason
+-- `grid run` produces: Bronze events (first wins, one per event_id), rejected lines with their reason
 -- (envelope rules, conflicts, undecodable lines), Silver current state latest-wins with
 -- quarantine and a ledger row per event, and the four Gold tables. It does not keep payloads
 -- verbatim (DuckDB re-serialises JSON) and reads money through DuckDB's JSON numbers.
@@ -50,8 +50,7 @@ SELECT id_j->>'$' AS event_id, row_number() OVER (ORDER BY source_file, line_num
        sha256(json(j)) AS content_hash, source_file, line_number
 FROM envelopes WHERE reason = ''
 QUALIFY row_number() OVER (PARTITION BY id_j->>'$' ORDER BY source_file, line_number) = 1;
--- Keyed like bronze.events, which the pipeline keeps for its incremental dedup.
-ALTER TABLE events ADD PRIMARY KEY (event_id);
+-- No PRIMARY KEY, like bronze.events on DuckDB: the QUALIFY above is the dedup.
 
 CREATE TABLE rejected_events AS
 SELECT source_file, line_number, line AS raw_line, reason, NULL::VARCHAR AS event_id

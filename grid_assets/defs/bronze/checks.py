@@ -1,10 +1,12 @@
-"""Bronze checks: is GRID still alive (heartbeat gaps, freshness) and how much input is bad."""
+"""Bronze checks: is GRID still alive (heartbeat gaps, freshness), is the grain whole, and how
+much input is bad."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_KEY
+from grid_assets.models.bronze import Event
 from grid_assets.queries import checks as q
 from grid_assets.resources.lakehouse import LakehouseResource
 
@@ -58,6 +60,18 @@ def events_freshness(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(
+    asset=EVENTS_KEY,
+    blocking=True,
+    description="Grain: one row per event_id. No engine enforces it (keys are informational on "
+    "Databricks and not indexed on DuckDB); the anti-join append does, and this proves it.",
+)
+def event_ids_unique(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.get_lakehouse().connect() as conn:
+        extra_rows = int(conn.execute(q.duplicate_keys(Event.__table__)).scalar_one())
+    return dg.AssetCheckResult(passed=extra_rows == 0, metadata={"duplicate_rows": extra_rows})
+
+
 @dg.asset_check(asset=REJECTED_KEY, description="Rejected lines stay under 5% of accepted events.")
 def rejected_share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.get_lakehouse().connect() as conn:
@@ -70,4 +84,4 @@ def rejected_share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
 
 
-bronze_checks = [heartbeat_gaps, events_freshness, rejected_share]
+bronze_checks = [heartbeat_gaps, events_freshness, event_ids_unique, rejected_share]
