@@ -39,6 +39,13 @@ SCHEMA_PREFIX_VAR = "DATABRICKS_SCHEMA_PREFIX"
 # Optional: seconds allowed to open a warehouse connection (engines.DEFAULT_CONNECT_TIMEOUT_S).
 CONNECT_TIMEOUT_VAR = "GRID_DATABRICKS_CONNECT_TIMEOUT_S"
 MAX_CONNECT_TIMEOUT_S = 3600
+# Optional, local mode: the most memory DuckDB's buffer manager may hold (its `memory_limit`).
+# Beyond it, cached table blocks are evicted and large intermediates spill to `<file>.tmp/`, so
+# the process's memory stays flat however large the lakehouse grows (see README, Performance).
+DUCKDB_MEMORY_LIMIT_VAR = "GRID_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+MIN_DUCKDB_MEMORY_BYTES = 64 * 2**20
+MEMORY_SIZE_PATTERN = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?([KMGT]i?B)$", re.IGNORECASE)
 # Catalog and schema names end up inside DDL, so only plain identifiers are accepted.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_]{0,64}$")
@@ -65,6 +72,7 @@ class Settings:
     schema_prefix: str = ""
     databricks_vars: tuple[str, ...] = field(default=())
     connect_timeout_s: int | None = None
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     @property
     def is_local(self) -> bool:
@@ -128,6 +136,21 @@ def connect_timeout_problem(raw: str) -> str | None:
     return None
 
 
+def memory_limit_problem(raw: str) -> str | None:
+    """Why `raw` is not a usable DuckDB memory limit (a size of at least 64 MiB), or None."""
+    size = MEMORY_SIZE_PATTERN.fullmatch(raw.strip())
+    if size is None:
+        return (
+            f"{DUCKDB_MEMORY_LIMIT_VAR} must be a size such as 256MB or 1GiB (KB to TB, KiB to TiB)"
+        )
+    unit = size.group(2).upper()
+    base = 1024 if "I" in unit else 1000
+    number = float(raw.strip()[: size.start(2)])
+    if number * base ** "KMGT".index(unit[0]) * base < MIN_DUCKDB_MEMORY_BYTES:
+        return f"{DUCKDB_MEMORY_LIMIT_VAR} must be at least 64MiB"
+    return None
+
+
 def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Everything wrong with the production variables, one sentence each, no values echoed."""
     env = _environ(environ)
@@ -167,7 +190,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environment is Environment.LOCAL:
         db_raw = env.get("GRID_DUCKDB_PATH", "").strip()
         duckdb_path = Path(db_raw).expanduser() if db_raw else DEFAULT_DUCKDB_PATH
-        return Settings(environment, landing_dir.resolve(), duckdb_path=duckdb_path.resolve())
+        memory_limit = env.get(DUCKDB_MEMORY_LIMIT_VAR, "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT
+        if problem := memory_limit_problem(memory_limit):
+            raise ConfigurationError(problem)
+        return Settings(
+            environment,
+            landing_dir.resolve(),
+            duckdb_path=duckdb_path.resolve(),
+            duckdb_memory_limit=memory_limit,
+        )
 
     problems = databricks_problems(env)
     if problems:

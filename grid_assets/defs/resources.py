@@ -17,7 +17,11 @@ class LandingFolder(dg.ConfigurableResource):
 
 def lakehouse_resource(settings: Settings) -> LakehouseResource:
     if settings.is_local:
-        return LakehouseResource(environment="local", duckdb_path=str(settings.duckdb_path))
+        return LakehouseResource(
+            environment="local",
+            duckdb_path=str(settings.duckdb_path),
+            duckdb_memory_limit=settings.duckdb_memory_limit,
+        )
     # EnvVar keeps the values out of the resource config the UI shows (it displays
     # {"env": "DATABRICKS_TOKEN"}), and each step process reads them from its own environment.
     # load_settings() has already checked that every one is set and non-empty.

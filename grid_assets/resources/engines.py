@@ -47,7 +47,12 @@ from grid_assets.logging_redaction import (
     redact_exception,
     register_secret,
 )
-from grid_assets.settings import ConfigurationError, hostname_problem
+from grid_assets.settings import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    ConfigurationError,
+    hostname_problem,
+    memory_limit_problem,
+)
 
 # Total seconds allowed to open one warehouse connection, every retry included.
 DEFAULT_CONNECT_TIMEOUT_S = 30
@@ -162,17 +167,24 @@ class DatabricksTarget:
 
 
 @functools.cache
-def duckdb_engine(path: str) -> Engine:
+def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) -> Engine:
     """The embedded engine. NullPool on purpose: DuckDB's file lock belongs to whichever process
     holds an open connection, so connections are closed after each unit of work and the Dagster UI,
-    a sensor and a run can take turns on the same file. Opening one takes about a millisecond."""
+    a sensor and a run can take turns on the same file. Opening one takes about a millisecond.
+
+    `memory_limit` caps DuckDB's buffer manager (`GRID_DUCKDB_MEMORY_LIMIT`): without it DuckDB
+    keeps every table block it has read, up to 80% of the machine, so memory grows with the
+    lakehouse rather than with the batch."""
+    if problem := memory_limit_problem(memory_limit):
+        raise ConfigurationError(problem)  # it is spliced into SET below: never unchecked
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"duckdb:///{path}", poolclass=NullPool)
 
     @event.listens_for(engine, "connect")
-    def _utc_session(dbapi_connection, _record) -> None:
+    def _session(dbapi_connection, _record) -> None:
         # Instants come back tz-aware in UTC whatever the host's zone, and ::DATE is the UTC date.
         dbapi_connection.execute("SET TimeZone = 'UTC'")
+        dbapi_connection.execute(f"SET memory_limit = '{memory_limit.strip()}'")
 
     # duckdb-engine declares no native Decimal support, which makes SQLAlchemy round-trip DECIMAL
     # through float; DuckDB returns and accepts exact Decimals, so say so.

@@ -34,7 +34,11 @@ from grid_assets.models import metadata
 from grid_assets.models.base import LAYERS
 from grid_assets.queries.dialect import InsertOverwrite
 from grid_assets.resources import engines
-from grid_assets.settings import DEFAULT_DUCKDB_PATH, validate_identifier
+from grid_assets.settings import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_DUCKDB_PATH,
+    validate_identifier,
+)
 
 # Databricks allows at most 256 named parameters per statement.
 MAX_PARAMS_PER_STATEMENT = 256
@@ -211,6 +215,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
     environment: str = "local"
     duckdb_path: str = str(DEFAULT_DUCKDB_PATH)
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     server_hostname: str | None = None
     http_path: str | None = None
     # repr=False: the resolved resource's repr (in a log line or an error) never shows the token.
@@ -224,7 +229,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def get_lakehouse(self) -> Lakehouse:
         if self.environment == "local":
-            engine = engines.duckdb_engine(self.duckdb_path)
+            engine = engines.duckdb_engine(self.duckdb_path, self.duckdb_memory_limit)
             return Lakehouse(engine, "", float(self.lock_timeout_seconds))
         required: Mapping[str, str | None] = {
             "DATABRICKS_SERVER_HOSTNAME": self.server_hostname,
