@@ -18,6 +18,7 @@ from grid_assets.etl.silver import apply_new_events, read_cursor
 from grid_assets.models import metadata
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import EventLedger
+from grid_assets.resources.engines import LakehouseMemoryError
 from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
 from grid_assets.settings import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -123,3 +124,13 @@ def test_an_unusable_memory_limit_fails_at_load(value: str) -> None:
         load_settings({DUCKDB_MEMORY_LIMIT_VAR: value})
     with pytest.raises(ConfigurationError, match=DUCKDB_MEMORY_LIMIT_VAR):
         LakehouseResource(duckdb_path="unused.duckdb", duckdb_memory_limit=value).get_lakehouse()
+
+
+def test_running_out_of_the_limit_names_the_variable(tmp_path: Path) -> None:
+    lakehouse = LakehouseResource(
+        duckdb_path=str(tmp_path / "small.duckdb"), duckdb_memory_limit="64MiB"
+    ).get_lakehouse()
+    too_big = text("SELECT length(string_agg(repeat('x', 100), '')) FROM range(2000000)")
+    expected = f"64MiB limit.*{DUCKDB_MEMORY_LIMIT_VAR}"
+    with pytest.raises(LakehouseMemoryError, match=expected), lakehouse.connect() as conn:
+        conn.execute(too_big)  # one 200 MB string: nothing to spill

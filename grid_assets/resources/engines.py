@@ -37,6 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import duckdb
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.pool import NullPool
@@ -49,6 +50,7 @@ from grid_assets.logging_redaction import (
 )
 from grid_assets.settings import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DUCKDB_MEMORY_LIMIT_VAR,
     ConfigurationError,
     hostname_problem,
     memory_limit_problem,
@@ -125,6 +127,18 @@ def _quiet_connect_attempts() -> None:
             logger.addFilter(_QUIET_FILTER)
 
 
+class LakehouseMemoryError(RuntimeError):
+    """A DuckDB statement needed more than the configured memory limit, spilling included."""
+
+    def __init__(self, memory_limit: str, detail: str) -> None:
+        first_line = detail.strip().splitlines()[0] if detail.strip() else "out of memory"
+        super().__init__(
+            f"DuckDB ran out of memory under its {memory_limit} limit ({first_line}). "
+            f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB) and run again; every step "
+            "is idempotent, so nothing is lost or doubled."
+        )
+
+
 class LakehouseConnectionError(RuntimeError):
     """The Databricks SQL warehouse could not be reached or refused the connection.
 
@@ -185,6 +199,12 @@ def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) ->
         # Instants come back tz-aware in UTC whatever the host's zone, and ::DATE is the UTC date.
         dbapi_connection.execute("SET TimeZone = 'UTC'")
         dbapi_connection.execute(f"SET memory_limit = '{memory_limit.strip()}'")
+
+    @event.listens_for(engine, "handle_error")
+    def _name_the_limit(context: ExceptionContext) -> BaseException | None:
+        if isinstance(context.original_exception, duckdb.OutOfMemoryException):
+            return LakehouseMemoryError(memory_limit.strip(), str(context.original_exception))
+        return None
 
     # duckdb-engine declares no native Decimal support, which makes SQLAlchemy round-trip DECIMAL
     # through float; DuckDB returns and accepts exact Decimals, so say so.
