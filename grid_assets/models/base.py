@@ -46,6 +46,7 @@ def _key_not_indexed(constraint: PrimaryKeyConstraint, compiler, **kw) -> None:
     and grows with the table (about 90 MiB per million `bronze.events` rows), so the process's
     memory would grow with the lakehouse, not with the batch. Keys hold the way they do on
     Databricks, where they are informational: every write is an anti-join insert or a MERGE on
-    the key, and the `*_duplicate_keys` checks count any row beyond its grain.
+    the key, and the checks count any row beyond its grain (`event_ids_unique` for Bronze,
+    `silver_rules_hold` and `events_reconcile` for Silver).
     """
     return None
