@@ -45,7 +45,7 @@ simulate: install
 
 ## Throughput and peak memory of `grid run` vs pure DuckDB SQL (see README).
 bench: install
-	$(BIN)/python scripts/bench.py --events 10000 100000 1000000
+	$(BIN)/python scripts/bench.py --events 10000 100000 1000000 3000000
 
 clean:
 	rm -rf data/lakehouse data/bench .pytest_cache
