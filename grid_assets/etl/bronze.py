@@ -148,9 +148,9 @@ def _write_batch(
                     result.duplicates += 1
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
-            base = conn.execute(last_ingest_seq()).scalar()
+            base = int(conn.execute(last_ingest_seq()).scalar_one())
             columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
-            seq = (stage.c.batch_pos + literal(int(base or 0))).label("ingest_seq")
+            seq = (stage.c.batch_pos + literal(base)).label("ingest_seq")
             new_rows = select(*(stage.c[c] for c in columns), seq).where(
                 ~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists()
             )

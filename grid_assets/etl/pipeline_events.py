@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert
 
 from grid_assets.ingest.envelope import envelope_hash
 from grid_assets.models.bronze import Event
+from grid_assets.queries.silver import last_ingest_seq
 
 PIPELINE_SOURCE = "grid-pipeline"
 TABLE_WRITTEN = "pipeline.table_written"
@@ -27,7 +28,7 @@ def emit(
     """Append one pipeline event in the caller's unit of work; returns its event_id."""
     event_id = str(uuid.uuid4())
     payload_text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    next_seq = conn.execute(select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0) + 1)).scalar()
+    next_seq = conn.execute(last_ingest_seq()).scalar_one() + 1
     conn.execute(
         insert(EVENTS).values(
             event_id=event_id,
