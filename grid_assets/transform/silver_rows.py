@@ -2,7 +2,9 @@
 
 An event either yields rows for Silver (`applied`), breaks a rule (`quarantined`, with every rule
 it broke), is a GRID event Silver does not model (`unknown_type`) or is a heartbeat
-(`not_domain`). Validation is pandera's, lazy, so all reasons are collected at once.
+(`not_domain`). Validation is pandera's, lazy, so all reasons are collected at once. A payload
+Silver cannot read or hold (`transform.payload`) is quarantined on that defect: no input stops a
+batch.
 
 The batch arrives as Arrow columns and leaves as Arrow tables: each payload is decoded once, the
 candidate rows are built column by column, and instants never become Python objects.
@@ -11,7 +13,6 @@ candidate rows are built column by column, and instants never become Python obje
 from __future__ import annotations
 
 import itertools
-import json
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pyarrow as pa
 
 from grid_assets.schemas import values
 from grid_assets.schemas.silver import OrderItemSchema, OrderSchema, ProductSchema
+from grid_assets.transform.payload import decode_payload
 
 PRODUCT_EVENTS = ("product.created", "product.updated")
 ORDER_EVENTS = {
@@ -36,6 +38,7 @@ NOT_DOMAIN_EVENTS = ("system.heartbeat",)
 DEFAULT_CURRENCY = "USD"
 
 _MONEY = pa.decimal128(18, 6)
+_MONEY_STEP = Decimal(1).scaleb(-values.MONEY_MAX_DECIMALS)
 INSTANT = pa.timestamp("us", tz="UTC")
 # The Bronze columns Silver reads (queries.silver.unprocessed_events), in that order.
 BRONZE_EVENTS = pa.schema(
@@ -47,8 +50,6 @@ BRONZE_EVENTS = pa.schema(
         ("payload", pa.string()),
     ]
 )
-# Integers stay int so that 1.5 or 2.0 can never pass as a quantity; every other number is exact.
-_PAYLOAD = json.JSONDecoder(parse_float=Decimal)
 
 
 @dataclass
@@ -151,7 +152,11 @@ def _collect(events: pa.Table, outcomes: list[str]) -> _Candidates:
             outcomes.append("unknown_type")
             continue
         outcomes.append("applied")
-        payload = _PAYLOAD.decode(text)
+        payload, defect = decode_payload(text)
+        if defect is not None:
+            out.reasons[event_id].append(defect)
+        if payload is None:  # unreadable: quarantined on its defect alone
+            continue
         if status is not None:
             _add_order(out, position, event_id, status, payload)
             continue
@@ -206,9 +211,65 @@ def _failures(frame: pd.DataFrame, schema: type, id_column: str, prefix: str = "
     return {}
 
 
+class SilverEventError(RuntimeError):
+    """Silver failed on an event in a way no rule describes: a defect of Silver, not of the
+    event. The message names the event (or the events that only fail together)."""
+
+    def __init__(self, message: str, event_ids: list[str]) -> None:
+        super().__init__(message)
+        self.event_ids = event_ids
+
+
 def build_silver_batch(events: pa.Table) -> SilverBatch:
-    """Validate one batch of Bronze events (columns of `BRONZE_EVENTS`, in arrival order)."""
+    """Validate one batch of Bronze events (columns of `BRONZE_EVENTS`, in arrival order).
+
+    Input never raises here: whatever an event holds, it is applied or quarantined. Should the
+    code fail anyway, the batch is halved until one event is found that fails on its own, and
+    a `SilverEventError` names it."""
     events = events.select(BRONZE_EVENTS.names).cast(BRONZE_EVENTS)
+    try:
+        return _build(events)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if events.num_rows == 0:
+            raise
+        culprit, cause = _culprit(events, exc)
+        raise _event_error(culprit, cause) from cause
+
+
+def _culprit(events: pa.Table, error: Exception) -> tuple[pa.Table, Exception]:
+    """The smallest part of a failing batch found to fail on its own, and its error."""
+    while events.num_rows > 1:
+        half = events.num_rows // 2
+        for part in (events.slice(0, half), events.slice(half)):
+            try:
+                _build(part)
+            except Exception as exc:
+                events, error = part, exc
+                break
+        else:
+            break  # each half passes alone: the events fail only together
+    return events, error
+
+
+def _event_error(events: pa.Table, cause: Exception) -> SilverEventError:
+    ids = events.column("event_id").to_pylist()
+    seqs = events.column("ingest_seq").to_pylist()
+    if len(ids) == 1:
+        event_type = events.column("event_type")[0].as_py()
+        what = f"event {ids[0]!r} ({event_type}, ingest_seq {seqs[0]})"
+    else:
+        what = f"the events {ids[0]!r} to {ids[-1]!r} together (ingest_seq {seqs[0]}..{seqs[-1]})"
+    return SilverEventError(
+        f"Silver cannot process {what}: {type(cause).__name__}: {cause}. This is a defect in "
+        "Silver, not a rule the event broke; nothing of the batch was written and the cursor "
+        "has not moved.",
+        ids,
+    )
+
+
+def _build(events: pa.Table) -> SilverBatch:
     outcomes: list[str] = []
     cand = _collect(events, outcomes)
     occurred = events.column("occurred_at")
@@ -268,9 +329,13 @@ def _kept_array(array: pa.Array | pa.ChunkedArray, keep: list[bool] | None):
 def _money(column: list[Any]) -> pa.Array:
     # Rows here passed validation: a JSON number is already the exact Decimal to store; only
     # decimal strings and integers still need converting.
-    return pa.array(
-        [v if type(v) is Decimal else values.to_decimal(v) for v in column], type=_MONEY
-    )
+    exact = [v if type(v) is Decimal else values.to_decimal(v) for v in column]
+    try:
+        return pa.array(exact, type=_MONEY)
+    except pa.ArrowInvalid:
+        # Arrow sizes a Decimal by its own digits and exponent, so a valid amount spelled with
+        # a positive exponent (a JSON 0e20) does not fit; at the column's scale it does, exactly.
+        return pa.array([v if v is None else v.quantize(_MONEY_STEP) for v in exact], _MONEY)
 
 
 def _products_arrow(rows: dict[str, list], updated_at, bad: dict[str, list[str]]) -> pa.Table:
