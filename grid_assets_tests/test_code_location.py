@@ -18,6 +18,7 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
     assert keys == {
         "bronze/events",
         "bronze/rejected_events",
+        "bronze/rejected_files",
         "silver/products",
         "silver/orders",
         "silver/order_items",
@@ -39,6 +40,7 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
         ("bronze/events", "heartbeat_gaps"),
         ("bronze/events", "events_freshness"),
         ("bronze/rejected_events", "rejected_share"),
+        ("bronze/rejected_files", "landing_files_readable"),
         ("silver/event_ledger", "events_reconcile"),
         ("silver/order_items", "silver_rules_hold"),
         ("gold/revenue_by_category", "category_revenue_reconciles"),

@@ -36,7 +36,7 @@ from sqlalchemy.sql import ClauseElement
 from grid_assets.etl import bronze, pipeline_events, silver
 from grid_assets.ingest.chunks import Chunk
 from grid_assets.ingest.envelope import Envelope, envelope_hash
-from grid_assets.ingest.landing import LandingFile, RawLine
+from grid_assets.ingest.landing import LandingFile, Progress, RawLine
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
@@ -134,6 +134,7 @@ SOURCE_FILE = "2026-11-27.ndjson"
 LANDING_FILE = LandingFile(SOURCE_FILE, Path("/landing") / SOURCE_FILE, 4096)
 GOOD_LINE = RawLine(SOURCE_FILE, 7, '{"event_id":"e-1"}', '{"event_id":"e-1"}')
 BAD_LINE = RawLine(SOURCE_FILE, 8, "not json", "not json")
+PROGRESS = Progress(8, 512, 4096, 0, "reading", "f" * 32)
 ENVELOPE = Envelope(
     event_id="e-1",
     event_type="order.placed",
@@ -149,7 +150,7 @@ def bronze_batch() -> Recorder:
     """What one Bronze batch of a new event and a rejected line sends."""
     events = [(GOOD_LINE, ENVELOPE)]
     batch = bronze._Batch(
-        chunk=Chunk(LANDING_FILE, 6, [GOOD_LINE, BAD_LINE]),
+        chunk=Chunk(LANDING_FILE, [GOOD_LINE, BAD_LINE], PROGRESS),
         now=NOW,
         events=events,
         rejected=[(BAD_LINE, "invalid_json", None)],
@@ -225,7 +226,8 @@ def test_bronze_max_ingest_seq(bronze_batch: Recorder) -> None:
 
 
 def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
-    """bronze._write_batch: append the staged events not stored yet, numbered base + batch_pos."""
+    """bronze._write_batch: append the staged events not stored yet, numbered base + their
+    rank among the new ones (no gaps, wherever batch boundaries fall)."""
     assert_pinned(
         bronze_batch.find("INSERT INTO bronze.events"),
         """
@@ -236,7 +238,7 @@ def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
           bronze.stage_events.source, bronze.stage_events.payload,
           bronze.stage_events.envelope_hash, bronze.stage_events.source_file,
           bronze.stage_events.line_number, bronze.stage_events.run_id,
-          bronze.stage_events.batch_pos + :`param_1` AS ingest_seq
+          row_number() OVER (ORDER BY bronze.stage_events.batch_pos) + :`param_1` AS ingest_seq
         FROM bronze.stage_events
         WHERE NOT (EXISTS (SELECT bronze.events.event_id, bronze.events.ingest_seq,
             bronze.events.event_type, bronze.events.occurred_at, bronze.events.ingested_at,
@@ -272,7 +274,7 @@ def test_bronze_rejected_lines_insert(bronze_batch: Recorder) -> None:
 
 def test_bronze_progress_merge() -> None:
     """bronze._save_progress: how far the file has been read, upserted from one literal row."""
-    recorder = recorded(lambda r: bronze._save_progress(r.conn, LANDING_FILE, 8, RUN_ID, NOW))
+    recorder = recorded(lambda r: bronze._save_progress(r.conn, SOURCE_FILE, PROGRESS, RUN_ID, NOW))
 
     (statement,) = recorder.statements
     assert_pinned(
@@ -280,14 +282,65 @@ def test_bronze_progress_merge() -> None:
         """
         MERGE INTO bronze.ingested_files AS t
         USING (SELECT :`param_1` AS source_file, :`param_2` AS lines_read,
-          :`param_3` AS size_bytes, :`param_4` AS updated_at, :`param_5` AS run_id) AS s
+          :`param_3` AS offset_bytes, :`param_4` AS size_bytes, :`param_5` AS tail_bytes,
+          :`param_6` AS state, :`param_7` AS fingerprint, :`param_8` AS updated_at,
+          :`param_9` AS run_id) AS s
         ON t.source_file = s.source_file
-        WHEN MATCHED THEN UPDATE SET lines_read = s.lines_read, size_bytes = s.size_bytes,
-          updated_at = s.updated_at, run_id = s.run_id
-        WHEN NOT MATCHED THEN INSERT (source_file, lines_read, size_bytes, updated_at, run_id)
-          VALUES (s.source_file, s.lines_read, s.size_bytes, s.updated_at, s.run_id)
+        WHEN MATCHED THEN UPDATE SET lines_read = s.lines_read, offset_bytes = s.offset_bytes,
+          size_bytes = s.size_bytes, tail_bytes = s.tail_bytes, state = s.state,
+          fingerprint = s.fingerprint, updated_at = s.updated_at, run_id = s.run_id
+        WHEN NOT MATCHED THEN INSERT (source_file, lines_read, offset_bytes, size_bytes,
+          tail_bytes, state, fingerprint, updated_at, run_id)
+          VALUES (s.source_file, s.lines_read, s.offset_bytes, s.size_bytes, s.tail_bytes,
+          s.state, s.fingerprint, s.updated_at, s.run_id)
         """,
-        {"param_1": SOURCE_FILE, "param_2": 8, "param_3": 4096, "param_4": NOW, "param_5": RUN_ID},
+        {
+            "param_1": SOURCE_FILE,
+            "param_2": 8,
+            "param_3": 512,
+            "param_4": 4096,
+            "param_5": 0,
+            "param_6": "reading",
+            "param_7": "f" * 32,
+            "param_8": NOW,
+            "param_9": RUN_ID,
+        },
+    )
+
+
+def test_bronze_rejected_file_insert() -> None:
+    """bronze._reject_file: a file that cannot be read to its end, recorded once per file,
+    reason and size."""
+    recorder = recorded(
+        lambda r: bronze._reject_file(
+            r.conn, SOURCE_FILE, "truncated_gzip", 4096, PROGRESS, RUN_ID, NOW
+        )
+    )
+    (statement,) = recorder.statements
+    assert_pinned(
+        statement,
+        """
+        INSERT INTO bronze.rejected_files (source_file, reason, size_bytes, bytes_read,
+          lines_read, rejected_at, run_id)
+        SELECT s.source_file, s.reason, s.size_bytes, s.bytes_read, s.lines_read, s.rejected_at,
+          s.run_id
+        FROM (SELECT :`param_1` AS source_file, :`param_2` AS reason, :`param_3` AS size_bytes,
+          :`param_4` AS bytes_read, :`param_5` AS lines_read, :`param_6` AS rejected_at,
+          :`param_7` AS run_id) AS s
+        WHERE NOT (EXISTS (SELECT * FROM bronze.rejected_files
+          WHERE bronze.rejected_files.source_file = s.source_file
+            AND bronze.rejected_files.reason = s.reason
+            AND bronze.rejected_files.size_bytes = s.size_bytes))
+        """,
+        {
+            "param_1": SOURCE_FILE,
+            "param_2": "truncated_gzip",
+            "param_3": 4096,
+            "param_4": 512,
+            "param_5": 8,
+            "param_6": NOW,
+            "param_7": RUN_ID,
+        },
     )
 
 

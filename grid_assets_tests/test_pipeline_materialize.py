@@ -86,7 +86,7 @@ def test_samples_materialize_with_every_check_passing(sample_run) -> None:
         e.asset_key.to_user_string(): e.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
-    assert len(materialized) == 11
+    assert len(materialized) == 12
     for key, metadata in materialized.items():
         assert metadata["dagster/row_count"].value >= 0, key
         assert "dagster/column_schema" in metadata and "dagster/table_name" in metadata

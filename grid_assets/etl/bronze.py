@@ -1,27 +1,45 @@
 """Bronze ingestion: stream new landing lines into `bronze.events`, keeping every bad line.
 
 Per batch of lines, one unit of work: new events appended, duplicates counted, `event_id`
-conflicts and malformed lines dead-lettered to `bronze.rejected_events`, and the file's read
-position advanced. Every statement is idempotent, so a batch interrupted on an engine without
-transactions is simply redone by the next run.
+conflicts and malformed lines dead-lettered to `bronze.rejected_events`, a file that cannot be
+read to its end recorded in `bronze.rejected_files`, and the file's progress (lines, byte
+offset, fingerprint) saved last. The progress row never claims more than the rows written with
+it, so a crash at any moment is followed by a run that resumes exactly there; and every
+statement is idempotent, so a batch interrupted on an engine without transactions is redone.
+
+Duplicates and conflicts are decided against the version kept (the first accepted: earlier
+runs, then file-name order, then line order), so the outcome does not depend on where batch,
+file or run boundaries fall.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import Connection, literal, select
+from sqlalchemy import Connection, func, literal, select, update
 
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
 from grid_assets.ingest.envelope import Envelope, Rejection
-from grid_assets.ingest.landing import LandingFile, RawLine, list_landing_files, read_lines
-from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
+from grid_assets.ingest.landing import (
+    HELD_STATES,
+    PARTIAL_LINE,
+    READING,
+    REMOVED,
+    UNREADABLE,
+    FileRead,
+    LandingFile,
+    Progress,
+    RawLine,
+    scan_landing,
+)
+from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.queries.dialect import Merge
 from grid_assets.queries.silver import insert_missing, last_ingest_seq, literal_row
 from grid_assets.resources.lakehouse import Lakehouse
@@ -29,6 +47,9 @@ from grid_assets.resources.lakehouse import Lakehouse
 EVENTS = Event.__table__
 REJECTED = RejectedEvent.__table__
 FILES = IngestedFile.__table__
+REJECTED_FILES = RejectedFile.__table__
+PROGRESS_COLUMNS = [FILES.c[name] for name in Progress._fields]
+log = logging.getLogger(__name__)
 BATCH_LINES = 50_000
 _INSTANT = pa.timestamp("us", tz="UTC")
 
@@ -44,6 +65,7 @@ class BronzeResult:
     conflicts: int = 0
     rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    files_rejected: dict[str, str] = field(default_factory=dict)  # file -> reason
 
     def count_rejection(self, reason: str) -> None:
         key = reason.split(":", 1)[0]
@@ -57,28 +79,26 @@ class _Batch:
 
     chunk: Chunk
     now: datetime
-    events: list[tuple[RawLine, Envelope]] = field(default_factory=list)
+    events: list[tuple[RawLine, Envelope]] = field(default_factory=list)  # first of each id
+    repeats: list[tuple[RawLine, Envelope]] = field(default_factory=list)  # later ones
     rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
     blank_lines: int = 0
-    duplicates: int = 0  # repeats of an event earlier in the same chunk
     event_rows: pa.Table | None = None
 
 
 def _classify(chunk: Chunk, parsed_lines: list[Parsed], now: datetime) -> _Batch:
     batch = _Batch(chunk, now)
-    seen: dict[str, Envelope] = {}
+    seen: set[str] = set()
     for line, parsed in parsed_lines:
         if parsed is None:
             batch.blank_lines += 1
         elif isinstance(parsed, Rejection):
             batch.rejected.append((line, parsed.reason, None))
         elif parsed.event_id not in seen:
-            seen[parsed.event_id] = parsed
+            seen.add(parsed.event_id)
             batch.events.append((line, parsed))
-        elif seen[parsed.event_id].same_content(parsed.envelope_hash, parsed.payload_text):
-            batch.duplicates += 1
         else:
-            batch.rejected.append((line, "event_id_conflict", parsed.event_id))
+            batch.repeats.append((line, parsed))
     return batch
 
 
@@ -133,29 +153,35 @@ def _write_batch(
 ) -> None:
     result.lines_read += len(batch.chunk.lines)
     result.blank_lines += batch.blank_lines
-    result.duplicates += batch.duplicates
     if batch.event_rows is not None:
         with lakehouse.staged(conn, batch.event_rows, EVENTS) as stage:
-            # Already stored under the same id: identical content is a duplicate, else a conflict.
-            matches = conn.execute(
+            stored = conn.execute(
                 select(stage.c.batch_pos, EVENTS.c.envelope_hash, EVENTS.c.payload).join(
                     EVENTS, EVENTS.c.event_id == stage.c.event_id
                 )
             ).all()
-            for position, stored_hash, stored_payload in matches:
+            # The version kept for each id: the stored one, else its first line in this batch.
+            kept = {e.event_id: (e.envelope_hash, e.payload_text) for _, e in batch.events}
+            candidates = list(batch.repeats)
+            for position, stored_hash, stored_payload in stored:
                 line, envelope = batch.events[position - 1]
-                if envelope.same_content(stored_hash, stored_payload):
+                kept[envelope.event_id] = (stored_hash, stored_payload)
+                candidates.append((line, envelope))
+            for line, envelope in candidates:
+                if envelope.same_content(*kept[envelope.event_id]):
                     result.duplicates += 1
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
             base = int(conn.execute(last_ingest_seq()).scalar_one())
             columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
-            seq = (stage.c.batch_pos + literal(base)).label("ingest_seq")
-            new_rows = select(*(stage.c[c] for c in columns), seq).where(
-                ~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists()
-            )
+            # Numbered among the new rows only, so arrival positions have no gaps wherever
+            # batch boundaries fall.
+            rank = func.row_number().over(order_by=stage.c.batch_pos)
+            new_rows = select(
+                *(stage.c[c] for c in columns), (rank + literal(base)).label("ingest_seq")
+            ).where(~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists())
             conn.execute(EVENTS.insert().from_select([*columns, "ingest_seq"], new_rows))
-            result.events_inserted += len(batch.events) - len(matches)
+            result.events_inserted += len(batch.events) - len(stored)
     if batch.rejected:
         for _, reason, _ in batch.rejected:
             result.count_rejection(reason)
@@ -164,18 +190,33 @@ def _write_batch(
             conn.execute(insert_missing(REJECTED, stage, ["source_file", "line_number"]))
 
 
-def _save_progress(
-    conn: Connection, file: LandingFile, lines_read: int, run_id: str | None, now: datetime
+def _reject_file(
+    conn: Connection,
+    name: str,
+    reason: str,
+    size_bytes: int,
+    progress: Progress,
+    run_id: str | None,
+    now: datetime,
 ) -> None:
-    s = literal_row(
-        source_file=file.name,
-        lines_read=lines_read,
-        size_bytes=file.size_bytes,
-        updated_at=now,
+    row = literal_row(
+        source_file=name,
+        reason=reason,
+        size_bytes=size_bytes,
+        bytes_read=progress.offset_bytes,
+        lines_read=progress.lines_read,
+        rejected_at=now,
         run_id=run_id,
     )
+    conn.execute(insert_missing(REJECTED_FILES, row, ["source_file", "reason", "size_bytes"]))
+
+
+def _save_progress(
+    conn: Connection, name: str, progress: Progress, run_id: str | None, now: datetime
+) -> None:
+    s = literal_row(source_file=name, **progress._asdict(), updated_at=now, run_id=run_id)
     t = FILES.alias("t")
-    columns = ["lines_read", "size_bytes", "updated_at", "run_id"]
+    columns = [c.name for c in FILES.c if c.name != "source_file"]
     conn.execute(
         Merge(
             target=t,
@@ -188,21 +229,56 @@ def _save_progress(
     )
 
 
-def _chunks(
-    files: list[LandingFile], progress: dict[str, tuple[int, int]], batch_lines: int
-) -> Iterator[Chunk]:
-    """New lines of each changed file, in file-name then line order, `batch_lines` at a time.
+def _needs_reading(file: LandingFile, done: Progress | None) -> bool:
+    """Whether a file may hold lines not yet in Bronze. A file read to its end whose size has not
+    changed since is not even opened; one stopped between batches, or with a final line
+    waiting for its newline, always is."""
+    if done is None or done.state in (READING, PARTIAL_LINE, REMOVED):
+        return True
+    return file.size_bytes != done.size_bytes
 
-    A changed file with no new complete line still yields one empty chunk, so its size is saved.
-    """
+
+def _chunks(files: list[LandingFile], progress: dict[str, Progress], batch_lines: int):
+    """New complete lines of each file, in file-name then line order, `batch_lines` at a time,
+    each with the progress to record once it is stored. Every opened file yields at least one
+    chunk (maybe empty), so that what its reader found is recorded."""
     for file in files:
-        lines_done = progress.get(file.name, (0, -1))[0]
-        lines = read_lines(file, skip=lines_done)
-        first = True
-        while (chunk := list(itertools.islice(lines, batch_lines))) or first:
-            first = False
-            yield Chunk(file, lines_done, chunk)
-            lines_done = chunk[-1].line_number if chunk else lines_done
+        reader = FileRead(file, progress[file.name]) if file.name in progress else FileRead(file)
+        lines = reader.lines()
+        chunk = list(itertools.islice(lines, batch_lines))
+        while True:
+            at_chunk_end = reader.progress()  # before reading ahead: covers `chunk` exactly
+            following = next(lines, None)
+            if following is None:
+                yield Chunk(file, chunk, reader.progress(), reader.error)
+                break
+            yield Chunk(file, chunk, at_chunk_end)
+            chunk = [following, *itertools.islice(lines, batch_lines - 1)]
+
+
+def _record_unreadable_entries(
+    conn: Connection,
+    entries,
+    present: set[str],
+    progress: dict[str, Progress],
+    run_id: str | None,
+    result: BronzeResult,
+) -> None:
+    now = datetime.now(UTC)
+    for entry in entries:
+        done = progress.get(entry.name)
+        held = (done or Progress(0, 0, 0, 0, UNREADABLE, ""))._replace(
+            state=UNREADABLE, size_bytes=entry.size_bytes, tail_bytes=0
+        )
+        _reject_file(conn, entry.name, entry.reason, entry.size_bytes, held, run_id, now)
+        _save_progress(conn, entry.name, held, run_id, now)
+        result.files_rejected[entry.name] = entry.reason
+        log.warning("Landing entry %s cannot be read: %s", entry.name, entry.reason)
+    gone = [n for n, p in progress.items() if p.state in HELD_STATES and n not in present]
+    if gone:
+        conn.execute(
+            update(FILES).where(FILES.c.source_file.in_(gone)).values(state=REMOVED, run_id=run_id)
+        )
 
 
 def ingest_landing(
@@ -211,27 +287,42 @@ def ingest_landing(
     run_id: str | None = None,
     batch_lines: int = BATCH_LINES,
 ) -> BronzeResult:
-    """Ingest every new line of every landing file, in file-name then line order."""
+    """Ingest every new complete line of every landing file, in file-name then line order."""
     result = BronzeResult()
     # One connection for the whole step (a transaction per batch): closing a DuckDB connection
     # checkpoints the file, which per batch cost more than the writes themselves.
     with lakehouse.connect() as conn:
         with conn.begin():
             progress = {
-                name: (lines, size)
-                for name, lines, size in conn.execute(
-                    select(FILES.c.source_file, FILES.c.lines_read, FILES.c.size_bytes)
-                )
+                row.source_file: Progress(*row[1:])
+                for row in conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
             }
-        files = list_landing_files(landing_dir)
-        # A file whose size has not changed since the last run is not even opened.
-        changed = [f for f in files if progress.get(f.name, (0, -1))[1] != f.size_bytes]
-        result.files_seen, result.files_read = len(files), len(changed)
+        files, unreadable = scan_landing(landing_dir)
+        present = {f.name for f in files} | {e.name for e in unreadable}
+        if unreadable or any(p.state in HELD_STATES for p in progress.values()):
+            with conn.begin():
+                _record_unreadable_entries(conn, unreadable, present, progress, run_id, result)
+        changed = [f for f in files if _needs_reading(f, progress.get(f.name))]
+        result.files_seen, result.files_read = len(files) + len(unreadable), len(changed)
 
         def write(batch: _Batch) -> None:  # on the writer thread, the only user of `conn`
+            chunk = batch.chunk
             with conn.begin():
                 _write_batch(lakehouse, conn, batch, run_id, result)
-                _save_progress(conn, batch.chunk.file, batch.chunk.lines_done, run_id, batch.now)
+                if chunk.error is not None:
+                    size = chunk.file.size_bytes
+                    _reject_file(
+                        conn, chunk.file.name, chunk.error, size, chunk.progress, run_id, batch.now
+                    )
+                    result.files_rejected[chunk.file.name] = chunk.error
+                    log.warning(
+                        "Landing file %s stops after line %d (byte %d): %s",
+                        chunk.file.name,
+                        chunk.progress.lines_read,
+                        chunk.progress.offset_bytes,
+                        chunk.error,
+                    )
+                _save_progress(conn, chunk.file.name, chunk.progress, run_id, batch.now)
 
         write_behind(_prepared(_chunks(changed, progress, batch_lines), run_id), write)
     return result

@@ -44,9 +44,12 @@ class Envelope(NamedTuple):
         """
         if envelope_hash != self.envelope_hash:
             return False
-        return payload_text == self.payload_text or payload_hash(payload_text) == payload_hash(
-            self.payload_text
-        )
+        if payload_text == self.payload_text:
+            return True
+        try:
+            return payload_hash(payload_text) == payload_hash(self.payload_text)
+        except (NumberTooLarge, RecursionError):
+            return False  # not comparable as values: only the same text is the same event
 
 
 class Rejection(NamedTuple):
@@ -55,6 +58,15 @@ class Rejection(NamedTuple):
 
 class _NotAnObject(ValueError):
     pass
+
+
+class NumberTooLarge(ValueError):
+    """A JSON number too large to have one canonical form of reasonable size."""
+
+
+# Python's own bound on converting digits to an int; a number beyond it is no value that any
+# consumer of Bronze could convert, and spelling it out in full (for the hash) would be unbounded.
+MAX_NUMBER_DIGITS = 4300
 
 
 def _scan_object(line: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -153,7 +165,12 @@ def _decode(line: str) -> tuple[dict[str, Any], str | None]:
 
 def _canonical_number(value: Decimal) -> dict[str, str]:
     # Tagged so that 1.50 and 1.5 hash alike (same JSON value) but never like the string "1.5".
-    return {"$number": format(value.normalize(), "f")}
+    if not value.is_finite() or abs(value.adjusted()) > MAX_NUMBER_DIGITS:
+        raise NumberTooLarge("exponent")  # checked first: normalize() would overflow
+    normal = value.normalize()
+    if len(normal.as_tuple().digits) > MAX_NUMBER_DIGITS:
+        raise NumberTooLarge("digits")
+    return {"$number": format(normal, "f")}
 
 
 def content_hash(value: Any) -> str:
@@ -219,6 +236,8 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
             reasons.append(f"missing_{name}")
         elif not isinstance(values[name], str) or not values[name].strip():
             reasons.append(f"invalid_{name}")
+        elif not _is_unicode(values[name]):
+            reasons.append("invalid_unicode")
     occurred_at: datetime | str = "missing_occurred_at"
     if "occurred_at" in values:
         occurred_at = parse_instant(values["occurred_at"])
@@ -229,12 +248,18 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         source = DEFAULT_SOURCE
     elif not isinstance(source, str):
         reasons.append("invalid_source")
+    elif not _is_unicode(source):
+        reasons.append("invalid_unicode")
     if "payload" not in values:
         reasons.append("missing_payload")
     elif not isinstance(values["payload"], dict):
         reasons.append("invalid_payload")
+    try:
+        hashed = envelope_hash(values)
+    except NumberTooLarge:
+        reasons.append("number_too_large")
     if reasons:
-        return Rejection("; ".join(reasons))
+        return Rejection("; ".join(dict.fromkeys(reasons)))
     assert isinstance(occurred_at, datetime)
     return Envelope(
         event_id=values["event_id"],
@@ -242,5 +267,17 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         occurred_at=occurred_at,
         source=source,
         payload_text=payload_text or "",
-        envelope_hash=envelope_hash(values),
+        envelope_hash=hashed,
     )
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (`"\\ud800"` is valid JSON, but no Unicode
+    text: it cannot be stored as UTF-8)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,20 +1,62 @@
-"""The landing folder: which raw files exist and their lines, read lazily from a given line on."""
+"""The landing folder: which raw files exist, and their new complete lines from a byte offset on.
+
+What a reader guarantees (and `bronze.ingested_files` records):
+
+- Only complete lines are consumed. A final line without its newline may still be being
+  written; it is left for a later run, unless the file has ended for sure: a gzip stream that
+  ended properly, or a plain file found at exactly the size it had when a previous run saw that
+  same unfinished line (its writer has stopped; see `FileRead.complete_through`).
+- Reading resumes at the byte offset after the last consumed line (in the decompressed stream
+  for `.gz`), never by counting lines again.
+- What was read is fingerprinted (the first and the last `FINGERPRINT_BLOCK` bytes before the
+  offset); a file that shrank or whose read part changed is not read further and says why.
+- A file that cannot be read to its end (a truncated or corrupt gzip, an I/O error) yields its
+  complete lines and then stops with a reason instead of raising.
+"""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 LANDING_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
+FINGERPRINT_BLOCK = 16 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+
+# ingested_files.state
+READING = "reading"  # stopped at a batch boundary (or a crash): more may follow
+COMPLETE = "complete"  # read to its end; nothing pending
+PARTIAL_LINE = "partial_line"  # read to its end but for a final line without its newline
+UNREADABLE = "unreadable"  # could not be read to its end (see bronze.rejected_files)
+REWRITTEN = "rewritten"  # shrank or changed before the offset: held, not read further
+REMOVED = "removed"  # was unreadable or rewritten, and has left the landing folder since
+HELD_STATES = (UNREADABLE, REWRITTEN)
 
 
 @dataclass(frozen=True, slots=True)
 class LandingFile:
     name: str  # relative to the landing folder; the stable identity used in Bronze
     path: Path
+    size_bytes: int
+
+    @property
+    def compressed(self) -> bool:
+        return self.name.endswith(".gz")
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEntry:
+    """A name in the landing folder that looks like an event file but is not a readable one."""
+
+    name: str
+    reason: str  # is_a_directory | broken_link | not_a_regular_file | stat_failed: ...
     size_bytes: int
 
 
@@ -25,34 +67,192 @@ class RawLine(NamedTuple):  # a tuple: cheap to make, one per landing line
     raw: str  # what is kept in Bronze for a rejected line
 
 
+class Progress(NamedTuple):
+    """How far a file has been read: what `bronze.ingested_files` holds for it."""
+
+    lines_read: int
+    offset_bytes: int
+    size_bytes: int  # bytes of the file examined (on-disk size for .gz)
+    tail_bytes: int  # length of a final line still without its newline
+    state: str
+    fingerprint: str
+
+
+NOTHING_READ = Progress(0, 0, 0, 0, READING, "")
+
+
 def list_landing_files(landing_dir: Path) -> list[LandingFile]:
-    """Event files directly in the folder, in name order (which is ingestion order)."""
+    """Regular event files directly in the folder, in name order (which is ingestion order)."""
+    return scan_landing(landing_dir)[0]
+
+
+def scan_landing(landing_dir: Path) -> tuple[list[LandingFile], list[UnreadableEntry]]:
+    """Event files in name order, and the entries named like one that cannot be read as a file
+    (a directory, a FIFO, a broken link): those are reported, never opened (a FIFO would block)."""
     if not landing_dir.is_dir():
-        return []
-    files = [
-        LandingFile(p.name, p, p.stat().st_size)
-        for p in landing_dir.iterdir()
-        if p.is_file() and p.name.endswith(LANDING_SUFFIXES)
-    ]
-    return sorted(files, key=lambda f: f.name)
+        return [], []
+    files: list[LandingFile] = []
+    unreadable: list[UnreadableEntry] = []
+    for path in landing_dir.iterdir():
+        if not path.name.endswith(LANDING_SUFFIXES):
+            continue
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            unreadable.append(UnreadableEntry(path.name, "broken_link", 0))
+            continue
+        except OSError as exc:
+            unreadable.append(UnreadableEntry(path.name, f"stat_failed: {exc.strerror}", 0))
+            continue
+        if stat.S_ISREG(info.st_mode):
+            files.append(LandingFile(path.name, path, info.st_size))
+        elif stat.S_ISDIR(info.st_mode):
+            unreadable.append(UnreadableEntry(path.name, "is_a_directory", 0))
+        else:
+            unreadable.append(UnreadableEntry(path.name, "not_a_regular_file", 0))
+    return sorted(files, key=lambda f: f.name), sorted(unreadable, key=lambda e: e.name)
 
 
-def _open(path: Path) -> BinaryIO:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
+def fingerprint(head: bytes, tail: bytes) -> str:
+    """Of what was read: its first and last blocks (they overlap on a short file)."""
+    digest = hashlib.sha256()
+    digest.update(len(head).to_bytes(8, "big") + head + len(tail).to_bytes(8, "big") + tail)
+    return digest.hexdigest()[:32]
 
 
-def read_lines(file: LandingFile, skip: int = 0) -> Iterator[RawLine]:
-    """Yield the file's lines after the first `skip`, streaming (memory does not grow with size)."""
-    with _open(file.path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if number <= skip:
-                continue
-            body = line.rstrip(b"\r\n")
+def _read_error(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "truncated_gzip"
+    if isinstance(exc, gzip.BadGzipFile):
+        return "invalid_gzip"
+    if isinstance(exc, zlib.error):
+        return "corrupt_gzip"
+    if isinstance(exc, OSError):
+        return f"read_error: {exc.strerror or type(exc).__name__}"
+    return f"read_error: {type(exc).__name__}"
+
+
+class FileRead:
+    """One pass over a landing file from its recorded progress: `lines()` yields the new
+    complete lines; `progress()` is what may be recorded after the lines yielded so far."""
+
+    def __init__(self, file: LandingFile, done: Progress = NOTHING_READ) -> None:
+        self.file = file
+        self.done = done
+        self.lines_read = done.lines_read
+        self.offset = done.offset_bytes
+        # A final unterminated line ending exactly here is complete: the file had this same
+        # size when a previous run saw the same unfinished line, so its writer has stopped.
+        self.complete_through = done.size_bytes if done.state == PARTIAL_LINE else None
+        self.head = b""
+        self.window = bytearray()  # the last bytes before `offset`, at least one block
+        self.size_seen = done.size_bytes
+        self.tail_bytes = 0
+        self.finished = False
+        self.error: str | None = None  # why the file was not read to its end
+
+    def progress(self) -> Progress:
+        if self.error == "file_rewritten" or self.error == "file_shrank":
+            d = self.done  # what Bronze holds is unchanged; only the state says why it stops
+            return Progress(
+                d.lines_read, d.offset_bytes, self.file.size_bytes, 0, REWRITTEN, d.fingerprint
+            )
+        if self.error is not None:
+            state = UNREADABLE
+        elif not self.finished:
+            state = READING
+        else:
+            state = PARTIAL_LINE if self.tail_bytes else COMPLETE
+        tail = bytes(self.window[-FINGERPRINT_BLOCK:])
+        return Progress(
+            self.lines_read,
+            self.offset,
+            self.size_seen,
+            self.tail_bytes if self.error is None else 0,
+            state,
+            fingerprint(self.head, tail),
+        )
+
+    def _open(self) -> tuple[BinaryIO, BinaryIO]:
+        raw = self.file.path.open("rb")
+        if not self.file.compressed:
+            return raw, raw
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+
+    def _verify(self, handle: BinaryIO) -> bool:
+        """Re-read the fingerprinted blocks of what was read before, leaving the handle at the
+        recorded offset; False (with the reason in `error`) when they are not there any more."""
+        offset = self.offset
+        if offset == 0:
+            return True
+        if not self.file.compressed and self.file.size_bytes < offset:
+            self.error = "file_shrank"
+            return False
+        head = handle.read(min(FINGERPRINT_BLOCK, offset))
+        tail_start = max(offset - FINGERPRINT_BLOCK, 0)
+        if tail_start >= len(head):
+            handle.seek(tail_start)  # forward: a gzip stream is decompressed up to it
+            tail = handle.read(offset - tail_start)
+        else:
+            tail = (head + handle.read(offset - len(head)))[tail_start:]
+        if len(head) < min(FINGERPRINT_BLOCK, offset) or len(tail) != offset - tail_start:
+            self.error = "file_shrank"
+            return False
+        if fingerprint(head, tail) != self.done.fingerprint:
+            self.error = "file_rewritten"
+            return False
+        self.head = head
+        self.window = bytearray(tail)
+        return True
+
+    def lines(self) -> Iterator[RawLine]:
+        """The new complete lines. Each is accounted for (offset, count) before it is yielded,
+        so `progress()` taken between two lines covers exactly the lines handed out."""
+        try:
+            handle, raw = self._open()
+        except OSError as exc:
+            self.error = _read_error(exc)
+            return
+        with raw, handle:
             try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                yield RawLine(file.name, number, None, body.decode("utf-8", "backslashreplace"))
-                continue
-            yield RawLine(file.name, number, text, text)
+                if not self._verify(handle):
+                    return
+                pending = b""
+                for line in handle:
+                    if line[-1:] != b"\n":
+                        pending = line  # only ever the last one
+                        continue
+                    yield self._take(line)
+                # The stream ended: a gzip member that ended properly, or the end of the bytes.
+                if pending and (
+                    self.file.compressed or self.offset + len(pending) == self.complete_through
+                ):
+                    yield self._take(pending)
+                    pending = b""
+                self.tail_bytes = len(pending)
+                self.finished = True
+                if self.file.compressed:
+                    self.size_seen = os.fstat(raw.fileno()).st_size
+                else:
+                    self.size_seen = self.offset + self.tail_bytes
+            except (OSError, EOFError, zlib.error) as exc:
+                self.error = _read_error(exc)
+                self.size_seen = self.file.size_bytes
+
+    def _take(self, line: bytes) -> RawLine:
+        body = line[len(UTF8_BOM) :] if self.offset == 0 and line.startswith(UTF8_BOM) else line
+        if len(self.head) < FINGERPRINT_BLOCK:
+            self.head += line[: FINGERPRINT_BLOCK - len(self.head)]
+        self.window += line
+        if len(self.window) > 4 * FINGERPRINT_BLOCK:
+            del self.window[:-FINGERPRINT_BLOCK]
+        self.offset += len(line)
+        self.lines_read += 1
+        body = body.rstrip(b"\r\n")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return RawLine(
+                self.file.name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
+            )
+        return RawLine(self.file.name, self.lines_read, text, text)

@@ -56,8 +56,15 @@ class RejectedEvent(Base):
 
 
 class IngestedFile(Base):
-    """How far each landing file has been read, so the next run reads only new lines.
+    """How far each landing file has been read, written in the same unit of work as the rows it
+    accounts for, so the next run reads only new complete lines.
 
+    `offset_bytes` is the byte position after the last consumed line (in the decompressed
+    stream for `.gz`) and `lines_read` that line's number. `state` is `reading` (stopped between
+    batches: reopened by the next run), `complete`, `partial_line` (a final line without its
+    newline is waiting: `tail_bytes` long), `unreadable` (stopped by a read error) or
+    `rewritten` (shrank, or changed before the offset: held). `size_bytes` is the size the file
+    had when it was last examined and `fingerprint` a hash of the first and last blocks read.
     One row per landing file.
     """
 
@@ -66,6 +73,29 @@ class IngestedFile(Base):
 
     source_file: Mapped[str] = mapped_column(Key, primary_key=True)
     lines_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    offset_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tail_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(Key, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(Key, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
+    run_id: Mapped[str | None] = mapped_column(Key)
+
+
+class RejectedFile(Base):
+    """A landing file (or an entry named like one) that could not be read to its end: a
+    truncated or corrupt gzip, a read error, a directory, FIFO or broken link, a file that shrank
+    or was rewritten. The lines before the defect are in Bronze; the rest waits for the file to
+    change. One row per file, reason and size at which it was seen.
+    """
+
+    __tablename__ = "rejected_files"
+    __table_args__ = {"schema": "bronze"}
+
+    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
+    reason: Mapped[str] = mapped_column(Key, primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    lines_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    rejected_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
     run_id: Mapped[str | None] = mapped_column(Key)

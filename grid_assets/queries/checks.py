@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Select, Table, and_, func, literal, or_, select
 
-from grid_assets.models.bronze import Event, RejectedEvent
+from grid_assets.ingest.landing import HELD_STATES
+from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries.dialect import seconds_between
@@ -166,4 +167,27 @@ def gold_totals() -> Select:
         select(func.count()).select_from(daily).scalar_subquery(),
         select(func.coalesce(func.sum(daily.c.order_count), 0)).scalar_subquery(),
         literal(1),
+    )
+
+
+def held_landing_files() -> Select:
+    """Landing files Bronze cannot read on from (unreadable or rewritten), with the reason last
+    recorded for each."""
+    files = IngestedFile.__table__
+    rejected = RejectedFile.__table__
+    latest = (
+        select(
+            rejected.c.source_file,
+            rejected.c.reason,
+            func.row_number()
+            .over(partition_by=rejected.c.source_file, order_by=rejected.c.rejected_at.desc())
+            .label("rn"),
+        )
+    ).subquery("latest")
+    return (
+        select(files.c.source_file, files.c.state, latest.c.reason, files.c.lines_read)
+        .select_from(files)
+        .outerjoin(latest, and_(latest.c.source_file == files.c.source_file, latest.c.rn == 1))
+        .where(files.c.state.in_(HELD_STATES))
+        .order_by(files.c.source_file)
     )

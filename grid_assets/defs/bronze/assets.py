@@ -7,7 +7,7 @@ import dagster as dg
 from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
-from grid_assets.models.bronze import Event, RejectedEvent
+from grid_assets.models.bronze import Event, RejectedEvent, RejectedFile
 from grid_assets.resources.lakehouse import LakehouseResource
 
 # Every step that writes the lakehouse takes this pool's single slot (see .dagster_home): Bronze
@@ -15,12 +15,13 @@ from grid_assets.resources.lakehouse import LakehouseResource
 LAKEHOUSE_WRITER_POOL = "grid_lakehouse_writer"
 EVENTS_KEY = dg.AssetKey(["bronze", "events"])
 REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
+REJECTED_FILES_KEY = dg.AssetKey(["bronze", "rejected_files"])
 
 
 @dg.multi_asset(
     name="bronze_ingest",
     pool=LAKEHOUSE_WRITER_POOL,
-    specs=[table_spec(Event), table_spec(RejectedEvent)],
+    specs=[table_spec(Event), table_spec(RejectedEvent), table_spec(RejectedFile)],
 )
 def bronze_ingest(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, landing: LandingFolder
@@ -33,6 +34,8 @@ def bronze_ingest(
         f"Bronze: {result.events_inserted} new events, {result.duplicates} duplicates, "
         f"{result.rejected} rejected lines from {result.files_read} of {result.files_seen} files"
     )
+    for name, reason in result.files_rejected.items():
+        context.log.warning(f"Landing file {name} could not be read to its end: {reason}")
     yield dg.MaterializeResult(
         asset_key=EVENTS_KEY,
         metadata=materialized_metadata(
@@ -53,5 +56,13 @@ def bronze_ingest(
             RejectedEvent.__table__,
             rejected_this_run=result.rejected,
             rejected_by_reason=dg.MetadataValue.json(result.rejected_by_reason),
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=REJECTED_FILES_KEY,
+        metadata=materialized_metadata(
+            lh,
+            RejectedFile.__table__,
+            files_rejected_this_run=dg.MetadataValue.json(result.files_rejected),
         ),
     )

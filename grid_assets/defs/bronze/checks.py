@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_KEY
+from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_FILES_KEY, REJECTED_KEY
 from grid_assets.models.bronze import Event
 from grid_assets.queries import checks as q
 from grid_assets.resources.lakehouse import LakehouseResource
@@ -84,4 +84,38 @@ def rejected_share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     )
 
 
-bronze_checks = [heartbeat_gaps, events_freshness, event_ids_unique, rejected_share]
+@dg.asset_check(
+    asset=REJECTED_FILES_KEY,
+    description="Every landing file can be read to its end: none is stopped by a read error "
+    "(a truncated or corrupt gzip, a directory, FIFO or broken link named like an event file) "
+    "or held because it shrank or was rewritten.",
+)
+def landing_files_readable(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+    with lakehouse.get_lakehouse().connect() as conn:
+        held = conn.execute(q.held_landing_files()).all()
+    return dg.AssetCheckResult(
+        passed=not held,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "held_files": len(held),
+            "files": dg.MetadataValue.json(
+                [
+                    {"file": f, "state": state, "reason": reason, "lines_read": int(lines)}
+                    for f, state, reason, lines in held
+                ]
+            ),
+        },
+        description=None
+        if not held
+        else "Landing files not read to their end: "
+        + ", ".join(f"{f} ({reason})" for f, _, reason, _ in held[:5]),
+    )
+
+
+bronze_checks = [
+    heartbeat_gaps,
+    events_freshness,
+    event_ids_unique,
+    rejected_share,
+    landing_files_readable,
+]
