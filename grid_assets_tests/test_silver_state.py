@@ -12,7 +12,7 @@ from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries.checks import reconciliation
-from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
 from grid_assets_tests.conftest import write_events
 
 
@@ -152,14 +152,14 @@ def test_quarantine_keeps_every_broken_rule_and_reconciles(
     reasons = {eid: json.loads(r) for eid, r in rows(lakehouse, Quarantine, "event_id", "reasons")}
     assert reasons == {
         "bad-product": [
-            "product_id: not_nullable",
             "category: not_nullable",
+            "product_id: not_nullable",
             "unit_price: decimal_ge_0_max_6_places",
         ],
         "bad-order": [
+            "items[1].discount: decimal_in_0_1_max_6_places",
             "items[1].quantity: integer_gt_0",
             "items[1].unit_price: decimal_ge_0_max_6_places",
-            "items[1].discount: decimal_in_0_1_max_6_places",
         ],
         "empty": ["items: non_empty_list"],
     }
@@ -236,4 +236,44 @@ def test_values_outside_the_column_types_are_quarantined_not_fatal(
     assert [(p, price, at.isoformat()) for p, price, at in stored] == [
         ("P5", Decimal("0.5"), "9999-12-31T23:59:59.999999+00:00"),
         ("P6", Decimal("7"), "0001-01-01T00:00:00+00:00"),
+    ]
+
+
+def test_quarantine_reasons_are_canonical_however_the_events_arrive(tmp_path: Path) -> None:
+    """The same events, in one batch or one at a time in another order, store the same reasons:
+    sorted, without repeats, so an incremental or rebuilt lakehouse equals a clean one."""
+    many_lines = [{"product_id": "P1", "quantity": n, "unit_price": "1"} for n in range(1, 12)]
+    many_lines[1] = {"quantity": 0, "discount": 2}  # line 2: every field of an item wrong
+    many_lines[9] = "not an object"  # line 10
+    lines = [
+        event("bad-product", "product.created", "2026-01-01T00:00:00Z", unit_price="-1", name=5),
+        placed("many-lines", "2026-01-01T00:00:00Z", oid="O1", items=many_lines),
+        placed("no-lines", "2026-01-01T00:00:00Z", oid=None, currency="x", items=[]),
+        product("good", "2026-01-01T00:00:00Z"),
+    ]
+    stored = {}
+    for name, order, batch_events in (("together", lines, 100_000), ("apart", lines[::-1], 1)):
+        lh = LakehouseResource(duckdb_path=str(tmp_path / f"{name}.duckdb")).get_lakehouse()
+        lh.create_tables()
+        for number, line in enumerate(order):
+            write_events(tmp_path / name / f"{number:02}.ndjson", [line])
+            ingest_landing(lh, tmp_path / name)
+            if name == "apart":
+                apply_new_events(lh, batch_events=batch_events)
+        apply_new_events(lh, batch_events=batch_events)
+        stored[name] = rows(lh, Quarantine, "event_id", "event_type", "reasons")
+    assert stored["together"] == stored["apart"]
+    reasons = {eid: json.loads(r) for eid, _, r in stored["together"]}
+    assert all(r == sorted(set(r)) for r in reasons.values())
+    assert reasons["many-lines"] == [
+        "items[10]: object",
+        "items[2].discount: decimal_in_0_1_max_6_places",
+        "items[2].product_id: not_nullable",
+        "items[2].quantity: integer_gt_0",
+        "items[2].unit_price: not_nullable",
+    ]
+    assert reasons["no-lines"] == [
+        "currency: three_letters",
+        "items: non_empty_list",
+        "order_id: not_nullable",
     ]

@@ -57,7 +57,9 @@ class SilverBatch:
     products: pa.Table
     orders: pa.Table
     order_items: pa.Table
-    quarantine: dict[str, list[str]]  # event_id -> every rule it broke
+    # event_id -> every rule it broke, sorted and without repeats: the stored list then depends
+    # on the event alone, not on which batch (or which run after a crash) it was validated in.
+    quarantine: dict[str, list[str]]
     outcomes: list[str]  # per Bronze event, in batch order: applied | quarantined | ...
 
 
@@ -303,7 +305,7 @@ def _build(events: pa.Table) -> SilverBatch:
         products=_products_arrow(product_rows, product_at, reasons),
         orders=_orders_arrow(order_rows, order_placed_at, order_at, reasons),
         order_items=_items_arrow(item_rows, reasons),
-        quarantine={k: sorted(set(v), key=v.index) for k, v in reasons.items()},
+        quarantine={k: sorted(set(v)) for k, v in reasons.items()},
         outcomes=outcomes,
     )
 
