@@ -145,7 +145,9 @@ class FileRead:
         # size when a previous run saw the same unfinished line, so its writer has stopped.
         self.complete_through = done.size_bytes if done.state == PARTIAL_LINE else None
         self.head = b""
-        self.window = bytearray()  # the last bytes before `offset`, at least one block
+        # The bytes before `offset`: `window` (at most one block) followed by `recent` lines.
+        self.window = b""
+        self.recent: list[bytes] = []
         self.size_seen = done.size_bytes
         self.tail_bytes = 0
         self.finished = False
@@ -163,7 +165,7 @@ class FileRead:
             state = READING
         else:
             state = PARTIAL_LINE if self.tail_bytes else COMPLETE
-        tail = bytes(self.window[-FINGERPRINT_BLOCK:])
+        tail = (self.window + b"".join(self.recent))[-FINGERPRINT_BLOCK:]
         return Progress(
             self.lines_read,
             self.offset,
@@ -202,12 +204,13 @@ class FileRead:
             self.error = "file_rewritten"
             return False
         self.head = head
-        self.window = bytearray(tail)
+        self.window = tail
         return True
 
     def lines(self) -> Iterator[RawLine]:
         """The new complete lines. Each is accounted for (offset, count) before it is yielded,
         so `progress()` taken between two lines covers exactly the lines handed out."""
+        name = self.file.name
         try:
             handle, raw = self._open()
         except OSError as exc:
@@ -218,11 +221,31 @@ class FileRead:
                 if not self._verify(handle):
                     return
                 pending = b""
+                recent = self.recent
+                bom_possible = self.offset == 0
                 for line in handle:
                     if line[-1:] != b"\n":
                         pending = line  # only ever the last one
                         continue
-                    yield self._take(line)
+                    if bom_possible or self.offset < FINGERPRINT_BLOCK:
+                        bom_possible = False
+                        yield self._take(line)
+                        continue
+                    # The hot path, inlined: one append and two additions per line.
+                    recent.append(line)
+                    if len(recent) >= 1024:
+                        self._fold()
+                    self.offset += len(line)
+                    self.lines_read += 1
+                    body = line.rstrip(b"\r\n")
+                    try:
+                        text = body.decode("utf-8")
+                    except UnicodeDecodeError:
+                        yield RawLine(
+                            name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
+                        )
+                        continue
+                    yield RawLine(name, self.lines_read, text, text)
                 # The stream ended: a gzip member that ended properly, or the end of the bytes.
                 if pending and (
                     self.file.compressed or self.offset + len(pending) == self.complete_through
@@ -239,19 +262,26 @@ class FileRead:
                 self.error = _read_error(exc)
                 self.size_seen = self.file.size_bytes
 
+    def _fold(self) -> None:
+        self.window = (self.window + b"".join(self.recent))[-FINGERPRINT_BLOCK:]
+        self.recent.clear()
+
     def _take(self, line: bytes) -> RawLine:
+        """Account for one line (head block, BOM, offset, count) and make its RawLine."""
         body = line[len(UTF8_BOM) :] if self.offset == 0 and line.startswith(UTF8_BOM) else line
         if len(self.head) < FINGERPRINT_BLOCK:
             self.head += line[: FINGERPRINT_BLOCK - len(self.head)]
-        self.window += line
-        if len(self.window) > 4 * FINGERPRINT_BLOCK:
-            del self.window[:-FINGERPRINT_BLOCK]
+        self.recent.append(line)
+        if len(self.recent) >= 1024:
+            self._fold()
         self.offset += len(line)
         self.lines_read += 1
         body = body.rstrip(b"\r\n")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
+            text = None
+        if text is None:
             return RawLine(
                 self.file.name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
             )
