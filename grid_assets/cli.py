@@ -23,7 +23,7 @@ app = typer.Typer(
 console = Console()
 
 
-TEXT_COLUMNS = ("category", "status", "product_id", "product_name")
+TEXT_COLUMNS = ("category", "currency", "status", "product_id", "product_name")
 
 
 def _print_table(lakehouse, table, order_by, columns: list[str], limit: int = 20) -> None:
@@ -126,23 +126,36 @@ def run(
 
     if result.success and show_gold:
         lakehouse = resource.get_lakehouse()
+        # Revenue is shown beside its currency: amounts in different currencies never add up.
         for model, order, columns, limit in (
-            (RevenueByCategory, "category", ["category", "revenue", "order_count", "units"], 50),
+            (
+                RevenueByCategory,
+                ["category", "currency"],
+                ["category", "currency", "revenue", "order_count", "units"],
+                50,
+            ),
             (
                 DailyRevenue,
-                "order_date",
-                ["order_date", "revenue", "order_count", "average_order_value", "units"],
+                ["order_date", "currency"],
+                [
+                    "order_date",
+                    "currency",
+                    "revenue",
+                    "order_count",
+                    "average_order_value",
+                    "units",
+                ],
                 31,
             ),
             (
                 ProductRevenue,
-                "revenue_rank",
-                ["revenue_rank", "product_id", "revenue", "units"],
+                ["revenue_rank", "currency"],
+                ["revenue_rank", "currency", "product_id", "revenue", "units"],
                 10,
             ),
         ):
             table = model.__table__
-            _print_table(lakehouse, table, [table.c[order]], columns, limit=limit)
+            _print_table(lakehouse, table, [table.c[name] for name in order], columns, limit=limit)
     if not result.success or failed_checks:
         failures = [
             e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None

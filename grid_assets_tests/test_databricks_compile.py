@@ -44,8 +44,10 @@ CONTRACT_TYPES = {
     "silver.orders.updated_at": "TIMESTAMP",
     "silver.order_items.unit_price": "DECIMAL(18, 6)",
     "silver.order_items.discount": "DECIMAL(18, 6)",
+    "gold.revenue_by_category.currency": "STRING",
     "gold.revenue_by_category.revenue": "DECIMAL(18, 2)",
     "gold.daily_revenue.order_date": "DATE",
+    "gold.daily_revenue.currency": "STRING",
     "gold.daily_revenue.revenue": "DECIMAL(18, 2)",
     "gold.daily_revenue.average_order_value": "DECIMAL(18, 2)",
 }

@@ -103,15 +103,16 @@ def gold_tables(lakehouse: Lakehouse) -> dict[str, list[tuple]]:
                         by_category.c.revenue,
                         by_category.c.order_count,
                         by_category.c.units,
-                    ).order_by(by_category.c.category)
+                        by_category.c.currency,
+                    ).order_by(by_category.c.category, by_category.c.currency)
                 )
             ],
             "daily_revenue": [
                 tuple(row)
                 for row in conn.execute(
-                    select(daily.c.order_date, daily.c.revenue, daily.c.order_count).order_by(
-                        daily.c.order_date
-                    )
+                    select(
+                        daily.c.order_date, daily.c.revenue, daily.c.order_count, daily.c.currency
+                    ).order_by(daily.c.order_date, daily.c.currency)
                 )
             ],
         }

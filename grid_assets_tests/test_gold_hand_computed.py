@@ -101,29 +101,37 @@ def gold(tmp_path: Path, lakehouse: Lakehouse) -> Lakehouse:
 
 def table(lh: Lakehouse, model: type, *columns: str) -> list[tuple]:
     t = model.__table__
+    selected = [t.c[c] for c in columns]
     with lh.connect() as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c[columns[0]]))
-        ]
+        return [tuple(r) for r in conn.execute(select(*selected).order_by(*selected))]
 
 
 def test_revenue_by_category(gold: Lakehouse) -> None:
-    # tools: 10.005 + 9.00 = 19.005 -> 19.01 (half-up at the end, not per line)
-    assert table(gold, RevenueByCategory, "category", "revenue", "order_count", "units") == [
-        ("hardware", Decimal("0.15"), 1, 3),
-        ("tools", Decimal("19.01"), 2, 3),
-        ("unknown", Decimal("2.01"), 1, 2),
+    # tools: 10.005 + 9.00 = 19.005 -> 19.01 (half-up at the end, not per line). No order names
+    # a currency, so every row is in the default, USD.
+    assert table(
+        gold, RevenueByCategory, "category", "currency", "revenue", "order_count", "units"
+    ) == [
+        ("hardware", "USD", Decimal("0.15"), 1, 3),
+        ("tools", "USD", Decimal("19.01"), 2, 3),
+        ("unknown", "USD", Decimal("2.01"), 1, 2),
     ]
 
 
 def test_daily_revenue(gold: Lakehouse) -> None:
     # Jan 2: 10.155 + 2.005 = 12.16 over 2 orders -> 6.08 ; Jan 3: 9.00 over 1 order
     assert table(
-        gold, DailyRevenue, "order_date", "revenue", "order_count", "average_order_value", "units"
+        gold,
+        DailyRevenue,
+        "order_date",
+        "currency",
+        "revenue",
+        "order_count",
+        "average_order_value",
+        "units",
     ) == [
-        (date(2026, 1, 2), Decimal("12.16"), 2, Decimal("6.08"), 6),
-        (date(2026, 1, 3), Decimal("9.00"), 1, Decimal("9.00"), 2),
+        (date(2026, 1, 2), "USD", Decimal("12.16"), 2, Decimal("6.08"), 6),
+        (date(2026, 1, 3), "USD", Decimal("9.00"), 1, Decimal("9.00"), 2),
     ]
 
 
@@ -141,14 +149,15 @@ def test_product_revenue_ranking(gold: Lakehouse) -> None:
         ProductRevenue,
         "revenue_rank",
         "product_id",
+        "currency",
         "category",
         "revenue",
         "units",
         "order_count",
     ) == [
-        (1, "A", "tools", Decimal("19.01"), 3, 2),
-        (2, "X", "unknown", Decimal("2.01"), 2, 1),
-        (3, "B", "hardware", Decimal("0.15"), 3, 1),
+        (1, "A", "USD", "tools", Decimal("19.01"), 3, 2),
+        (2, "X", "USD", "unknown", Decimal("2.01"), 2, 1),
+        (3, "B", "USD", "hardware", Decimal("0.15"), 3, 1),
     ]
 
 

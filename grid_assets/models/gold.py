@@ -13,12 +13,14 @@ from grid_assets.models.base import Amount, Base, Instant, Key
 
 class RevenueByCategory(Base):
     """Net revenue of non-cancelled orders by the product's current category (`unknown` when the
-    product was never seen). One row per category."""
+    product was never seen), in the orders' own currency: amounts in different currencies are
+    never added together. One row per category and currency."""
 
     __tablename__ = "revenue_by_category"
     __table_args__ = {"schema": "gold"}
 
     category: Mapped[str] = mapped_column(Key, primary_key=True)
+    currency: Mapped[str] = mapped_column(Key, primary_key=True)
     revenue: Mapped[Decimal] = mapped_column(Amount, nullable=False)
     order_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
     units: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -26,13 +28,14 @@ class RevenueByCategory(Base):
 
 
 class DailyRevenue(Base):
-    """Net revenue of non-cancelled orders by the UTC date they were placed. One row per UTC
-    order date."""
+    """Net revenue of non-cancelled orders by the UTC date they were placed, in the orders' own
+    currency. One row per UTC order date and currency."""
 
     __tablename__ = "daily_revenue"
     __table_args__ = {"schema": "gold"}
 
     order_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(Key, primary_key=True)
     revenue: Mapped[Decimal] = mapped_column(Amount, nullable=False)
     order_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
     average_order_value: Mapped[Decimal] = mapped_column(Amount, nullable=False)
@@ -52,13 +55,15 @@ class OrderStatusCounts(Base):
 
 
 class ProductRevenue(Base):
-    """Net revenue, units and orders per product sold in non-cancelled orders, ranked by revenue
-    (`revenue_rank` 1 = top seller). One row per product sold."""
+    """Net revenue, units and orders per product sold in non-cancelled orders, in the orders' own
+    currency, ranked by revenue within that currency (`revenue_rank` 1 = top seller). One row per
+    product sold and currency."""
 
     __tablename__ = "product_revenue"
     __table_args__ = {"schema": "gold"}
 
     product_id: Mapped[str] = mapped_column(Key, primary_key=True)
+    currency: Mapped[str] = mapped_column(Key, primary_key=True)
     product_name: Mapped[str | None] = mapped_column(Key)
     category: Mapped[str] = mapped_column(Key, nullable=False)
     revenue: Mapped[Decimal] = mapped_column(Amount, nullable=False)

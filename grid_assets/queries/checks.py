@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, Table, and_, func, literal, or_, select
+from sqlalchemy import Select, Table, and_, func, or_, select
 
 from grid_assets.ingest.landing import HELD_STATES
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
@@ -158,15 +158,44 @@ def unknown_product_lines() -> Select:
 
 
 def gold_totals() -> Select:
+    """Gold's sums per currency, each table summed in the engine: one row per currency found in
+    either table (a currency only one of them holds gets zeros from the other)."""
     by_category, daily = RevenueByCategory.__table__, DailyRevenue.__table__
-    return select(
-        select(func.coalesce(func.sum(by_category.c.revenue), 0)).scalar_subquery(),
-        select(func.count()).select_from(by_category).scalar_subquery(),
-        select(func.coalesce(func.sum(by_category.c.units), 0)).scalar_subquery(),
-        select(func.coalesce(func.sum(daily.c.revenue), 0)).scalar_subquery(),
-        select(func.count()).select_from(daily).scalar_subquery(),
-        select(func.coalesce(func.sum(daily.c.order_count), 0)).scalar_subquery(),
-        literal(1),
+    per_category = (
+        select(
+            by_category.c.currency,
+            func.sum(by_category.c.revenue).label("category_revenue"),
+            func.count().label("categories"),
+            func.sum(by_category.c.units).label("category_units"),
+        )
+        .group_by(by_category.c.currency)
+        .subquery("per_category")
+    )
+    per_day = (
+        select(
+            daily.c.currency,
+            func.sum(daily.c.revenue).label("daily_revenue"),
+            func.count().label("days"),
+            func.sum(daily.c.order_count).label("daily_order_count"),
+        )
+        .group_by(daily.c.currency)
+        .subquery("per_day")
+    )
+    currency = func.coalesce(per_category.c.currency, per_day.c.currency)
+    return (
+        select(
+            currency.label("currency"),
+            func.coalesce(per_category.c.category_revenue, 0).label("category_revenue"),
+            func.coalesce(per_category.c.categories, 0).label("categories"),
+            func.coalesce(per_category.c.category_units, 0).label("category_units"),
+            func.coalesce(per_day.c.daily_revenue, 0).label("daily_revenue"),
+            func.coalesce(per_day.c.days, 0).label("days"),
+            func.coalesce(per_day.c.daily_order_count, 0).label("daily_order_count"),
+        )
+        .select_from(
+            per_category.join(per_day, per_category.c.currency == per_day.c.currency, full=True)
+        )
+        .order_by(currency)
     )
 
 

@@ -4,6 +4,8 @@ Exactness: line revenue multiplies stored DECIMAL(18, 6) values, cast so the pro
 38 digits without the scale reduction Spark/Databricks applies past that; rounding is half-up
 at the very end, and averages use integer arithmetic on cents because DuckDB divides decimals
 in floating point.
+
+Money never sums across currencies: every revenue aggregate groups by the order's currency too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sqlalchemy.sql import FromClause
 
 from grid_assets.models.silver import Order, OrderItem, Product
 from grid_assets.queries.dialect import int_div, utc_date
+from grid_assets.transform.silver_rows import DEFAULT_CURRENCY
 
 ORDERS = Order.__table__
 ORDER_ITEMS = OrderItem.__table__
@@ -48,7 +51,8 @@ def average(revenue_2dp: ColumnElement, count: ColumnElement) -> ColumnElement:
 
 
 def revenue_lines() -> FromClause:
-    """Every line of every order whose current status is not cancelled, with its category."""
+    """Every line of every order whose current status is not cancelled, with its category and
+    its order's currency."""
     return (
         select(
             ORDER_ITEMS.c.order_id,
@@ -56,6 +60,9 @@ def revenue_lines() -> FromClause:
             ORDER_ITEMS.c.quantity,
             line_revenue().label("line_revenue"),
             func.coalesce(PRODUCTS.c.category, UNKNOWN_CATEGORY).label("category"),
+            # Silver defaults an absent currency; an explicit null means the same, and a null
+            # would otherwise become a Gold key.
+            func.coalesce(ORDERS.c.currency, DEFAULT_CURRENCY).label("currency"),
             PRODUCTS.c.name.label("product_name"),
             utc_date(ORDERS.c.placed_at).label("order_date"),
         )
@@ -77,11 +84,12 @@ def revenue_by_category(computed_at) -> Select:
     lines = revenue_lines()
     return select(
         lines.c.category,
+        lines.c.currency,
         round_money(func.sum(lines.c.line_revenue)).label("revenue"),
         func.count(func.distinct(lines.c.order_id)).label("order_count"),
         func.sum(lines.c.quantity).label("units"),
         computed_at.label("computed_at"),
-    ).group_by(lines.c.category)
+    ).group_by(lines.c.category, lines.c.currency)
 
 
 def daily_revenue(computed_at) -> Select:
@@ -89,15 +97,17 @@ def daily_revenue(computed_at) -> Select:
     per_day = (
         select(
             lines.c.order_date,
+            lines.c.currency,
             round_money(func.sum(lines.c.line_revenue)).label("revenue"),
             func.count(func.distinct(lines.c.order_id)).label("order_count"),
             func.sum(lines.c.quantity).label("units"),
         )
-        .group_by(lines.c.order_date)
+        .group_by(lines.c.order_date, lines.c.currency)
         .subquery("per_day")
     )
     return select(
         per_day.c.order_date,
+        per_day.c.currency,
         per_day.c.revenue,
         per_day.c.order_count,
         average(per_day.c.revenue, per_day.c.order_count).label("average_order_value"),
@@ -119,24 +129,31 @@ def product_revenue(computed_at) -> Select:
     per_product = (
         select(
             lines.c.product_id,
+            lines.c.currency,
             func.max(lines.c.product_name).label("product_name"),
             func.max(lines.c.category).label("category"),
             round_money(func.sum(lines.c.line_revenue)).label("revenue"),
             func.sum(lines.c.quantity).label("units"),
             func.count(func.distinct(lines.c.order_id)).label("order_count"),
         )
-        .group_by(lines.c.product_id)
+        .group_by(lines.c.product_id, lines.c.currency)
         .subquery("per_product")
     )
-    rank = func.row_number().over(order_by=[per_product.c.revenue.desc(), per_product.c.product_id])
+    # Revenues in different currencies do not compare: each currency has its own top seller.
+    rank = func.row_number().over(
+        partition_by=per_product.c.currency,
+        order_by=[per_product.c.revenue.desc(), per_product.c.product_id],
+    )
     return select(*per_product.c, rank.label("revenue_rank"), computed_at.label("computed_at"))
 
 
 def total_revenue() -> Select:
-    """Total net revenue of non-cancelled orders, rounded once: what Gold must reconcile to."""
+    """Total net revenue of non-cancelled orders per currency, rounded once: what Gold must
+    reconcile to. One row per currency with revenue (none when there is no revenue at all)."""
     lines = revenue_lines()
     return select(
+        lines.c.currency,
         round_money(func.sum(lines.c.line_revenue)).label("revenue"),
         func.count(func.distinct(lines.c.order_id)).label("order_count"),
-        func.coalesce(func.sum(lines.c.quantity), 0).label("units"),
-    )
+        func.sum(lines.c.quantity).label("units"),
+    ).group_by(lines.c.currency)

@@ -1,5 +1,8 @@
-"""Gold checks: the aggregates reconcile with an independent total computed from Silver."""
+"""Gold checks: the aggregates reconcile, currency by currency, with independent totals computed
+from Silver. Money never sums across currencies, so neither does a reconciliation: a total that
+matches across currencies can hide one currency's revenue booked under another."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import dagster as dg
@@ -11,65 +14,103 @@ from grid_assets.resources.lakehouse import LakehouseResource
 HALF_CENT = Decimal("0.005")
 
 
-def _totals(lakehouse: LakehouseResource) -> dict:
+@dataclass(frozen=True)
+class CurrencyTotals:
+    """One currency's Gold sums and Silver totals, every figure summed in the engine."""
+
+    category_revenue: Decimal = Decimal(0)
+    categories: int = 0
+    category_units: int = 0
+    daily_revenue: Decimal = Decimal(0)
+    days: int = 0
+    daily_order_count: int = 0
+    silver_revenue: Decimal = Decimal(0)
+    silver_orders: int = 0
+    silver_units: int = 0
+
+
+def _totals(lakehouse: LakehouseResource) -> dict[str, CurrencyTotals]:
+    """Every currency that Gold or Silver holds; a currency missing on one side counts as zero."""
+    gold: dict[str, dict] = {}
+    silver: dict[str, dict] = {}
     with lakehouse.get_lakehouse().connect() as conn:
-        cat_rev, cats, cat_units, day_rev, days, day_orders, _ = conn.execute(q.gold_totals()).one()
-        total, orders, units = conn.execute(total_revenue()).one()
+        for row in conn.execute(q.gold_totals()).mappings():
+            gold[row["currency"]] = {
+                "category_revenue": Decimal(row["category_revenue"]),
+                "categories": int(row["categories"]),
+                "category_units": int(row["category_units"]),
+                "daily_revenue": Decimal(row["daily_revenue"]),
+                "days": int(row["days"]),
+                "daily_order_count": int(row["daily_order_count"]),
+            }
+        for row in conn.execute(total_revenue()).mappings():
+            silver[row["currency"]] = {
+                "silver_revenue": Decimal(row["revenue"]),
+                "silver_orders": int(row["order_count"]),
+                "silver_units": int(row["units"]),
+            }
     return {
-        "category_revenue": Decimal(cat_rev),
-        "categories": int(cats),
-        "category_units": int(cat_units),
-        "silver_units": int(units),
-        "daily_revenue": Decimal(day_rev),
-        "days": int(days),
-        "daily_order_count": int(day_orders),
-        "silver_revenue": Decimal(total or 0),
-        "silver_orders": int(orders),
+        currency: CurrencyTotals(**gold.get(currency, {}), **silver.get(currency, {}))
+        for currency in sorted(gold.keys() | silver.keys())
     }
+
+
+def _result(figures: dict[str, dict], drifting: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not drifting,
+        metadata={
+            "currencies": dg.MetadataValue.json(figures),
+            "drifting_currencies": dg.MetadataValue.json(drifting),
+        },
+    )
 
 
 @dg.asset_check(
     asset=["gold", "revenue_by_category"],
     blocking=True,
-    description="Category revenues add up to the total revenue computed from Silver, within "
-    "half a cent of rounding per category, and category units to total units.",
+    description="In every currency, category revenues add up to that currency's total revenue "
+    "computed from Silver, within half a cent of rounding per category, and category units to "
+    "its total units.",
 )
 def category_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-    t = _totals(lakehouse)
-    drift = abs(t["category_revenue"] - t["silver_revenue"])
-    passed = (
-        drift <= HALF_CENT * max(1, t["categories"]) and t["category_units"] == t["silver_units"]
-    )
-    return dg.AssetCheckResult(
-        passed=passed,
-        metadata={
-            "gold_revenue_sum": str(t["category_revenue"]),
-            "silver_revenue_total": str(t["silver_revenue"]),
+    figures: dict[str, dict] = {}
+    drifting: list[str] = []
+    for currency, t in _totals(lakehouse).items():
+        drift = abs(t.category_revenue - t.silver_revenue)
+        if drift > HALF_CENT * max(1, t.categories) or t.category_units != t.silver_units:
+            drifting.append(currency)
+        figures[currency] = {
+            "gold_revenue_sum": str(t.category_revenue),
+            "silver_revenue_total": str(t.silver_revenue),
             "drift": str(drift),
-            "gold_units_sum": t["category_units"],
-            "silver_units_total": t["silver_units"],
-        },
-    )
+            "gold_units_sum": t.category_units,
+            "silver_units_total": t.silver_units,
+        }
+    return _result(figures, drifting)
 
 
 @dg.asset_check(
     asset=["gold", "daily_revenue"],
     blocking=True,
-    description="Daily order counts add up to the revenue-bearing orders in Silver, and daily "
-    "revenues to the total within half a cent per day.",
+    description="In every currency, daily order counts add up to that currency's "
+    "revenue-bearing orders in Silver, and daily revenues to its total within half a cent per "
+    "day.",
 )
 def daily_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-    t = _totals(lakehouse)
-    drift = abs(t["daily_revenue"] - t["silver_revenue"])
-    passed = t["daily_order_count"] == t["silver_orders"] and drift <= HALF_CENT * max(1, t["days"])
-    return dg.AssetCheckResult(
-        passed=passed,
-        metadata={
-            "daily_order_count": t["daily_order_count"],
-            "silver_orders": t["silver_orders"],
+    figures: dict[str, dict] = {}
+    drifting: list[str] = []
+    for currency, t in _totals(lakehouse).items():
+        drift = abs(t.daily_revenue - t.silver_revenue)
+        if t.daily_order_count != t.silver_orders or drift > HALF_CENT * max(1, t.days):
+            drifting.append(currency)
+        figures[currency] = {
+            "gold_revenue_sum": str(t.daily_revenue),
+            "silver_revenue_total": str(t.silver_revenue),
             "drift": str(drift),
-        },
-    )
+            "daily_order_count": t.daily_order_count,
+            "silver_orders": t.silver_orders,
+        }
+    return _result(figures, drifting)
 
 
 gold_checks = [category_revenue_reconciles, daily_revenue_reconciles]
