@@ -1,7 +1,9 @@
-"""The embedded file admits one process at a time: others wait (bounded) instead of failing."""
+"""The embedded file admits one process at a time: others wait (bounded) instead of failing,
+say once that they wait and for whom, and give up with one error that says what to do."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -9,9 +11,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.defs.resources import lakehouse_resource
+from grid_assets.resources.lakehouse import Lakehouse, LakehouseLockTimeout, LakehouseResource
+from grid_assets.settings import (
+    DEFAULT_DUCKDB_LOCK_TIMEOUT_S,
+    DUCKDB_LOCK_TIMEOUT_VAR,
+    ConfigurationError,
+    load_settings,
+)
 
 HOLDER = """
 import sys, time, duckdb
@@ -23,6 +31,7 @@ con.close()
 
 
 def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """Another process that opens the DuckDB file (taking its lock) and keeps it open."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
     )
@@ -30,25 +39,80 @@ def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_second_process_waits_for_the_lock(lakehouse: Lakehouse) -> None:
+def lock_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "is locked by" in r.getMessage()
+    ]
+
+
+def test_a_second_process_waits_for_the_lock_and_says_so_once(
+    lakehouse: Lakehouse, caplog: pytest.LogCaptureFixture
+) -> None:
     db = Path(str(lakehouse.engine.url.database))
     holder = hold_lock(db, 2.0)
     started = time.monotonic()
-    with lakehouse.connect() as conn:  # blocks until the holder closes, then proceeds
+    with caplog.at_level(logging.WARNING), lakehouse.connect() as conn:
+        # Blocks until the holder closes, then proceeds.
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
     waited = time.monotonic() - started
     holder.wait(timeout=30)
     assert 0.5 < waited < 30
+    [warning] = lock_warnings(caplog)  # one line, however many attempts the wait took
+    assert str(db) in warning
+    assert f"PID {holder.pid}" in warning
+    assert f"waiting up to {DEFAULT_DUCKDB_LOCK_TIMEOUT_S} s" in warning
+    assert DUCKDB_LOCK_TIMEOUT_VAR in warning
 
 
-def test_the_wait_is_bounded(tmp_path: Path) -> None:
+def test_the_wait_is_bounded_and_ends_in_one_clear_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "held.duckdb"
     LakehouseResource(duckdb_path=str(db)).get_lakehouse().create_tables()
     impatient = LakehouseResource(duckdb_path=str(db), lock_timeout_seconds=1).get_lakehouse()
-    holder = hold_lock(db, 6.0)
-    started = time.monotonic()
-    with pytest.raises(DBAPIError, match=r"(?i)lock"), impatient.connect():
-        pass
-    assert time.monotonic() - started < 5
-    holder.kill()
-    holder.wait()
+    holder = hold_lock(db, 30.0)
+    try:
+        started = time.monotonic()
+        with (
+            caplog.at_level(logging.WARNING),
+            pytest.raises(LakehouseLockTimeout) as caught,
+            impatient.connect(),
+        ):
+            pass
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert 1 <= waited < 5
+    message = str(caught.value)
+    assert message.startswith(f"Gave up after waiting 1 s for the DuckDB file {db}:")
+    assert f"PID {holder.pid}" in message
+    assert "Stop that process" in message
+    assert f"raising {DUCKDB_LOCK_TIMEOUT_VAR}" in message
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    [warning] = lock_warnings(caplog)
+    assert "waiting up to 1 s" in warning and f"PID {holder.pid}" in warning
+
+
+def test_the_lock_timeout_comes_from_the_environment() -> None:
+    assert load_settings({}).duckdb_lock_timeout_s == DEFAULT_DUCKDB_LOCK_TIMEOUT_S == 600
+    settings = load_settings({DUCKDB_LOCK_TIMEOUT_VAR: " 45 "})
+    assert settings.duckdb_lock_timeout_s == 45
+    resource = lakehouse_resource(settings)
+    assert resource.lock_timeout_seconds == 45
+    assert resource.get_lakehouse().lock_timeout_s == 45
+    assert load_settings({DUCKDB_LOCK_TIMEOUT_VAR: ""}).duckdb_lock_timeout_s == 600
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "10s", "ten", "86401", "9" * 5000, "\u0663"])
+def test_an_unusable_lock_timeout_fails_at_load(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=DUCKDB_LOCK_TIMEOUT_VAR):
+        load_settings({DUCKDB_LOCK_TIMEOUT_VAR: value})
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 86_401])
+def test_the_resource_refuses_an_unusable_lock_timeout(seconds: int) -> None:
+    with pytest.raises(ConfigurationError, match=DUCKDB_LOCK_TIMEOUT_VAR):
+        LakehouseResource(duckdb_path="unused.duckdb", lock_timeout_seconds=seconds).get_lakehouse()

@@ -21,6 +21,7 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
             environment="local",
             duckdb_path=str(settings.duckdb_path),
             duckdb_memory_limit=settings.duckdb_memory_limit,
+            lock_timeout_seconds=settings.duckdb_lock_timeout_s,
         )
     # EnvVar keeps the values out of the resource config the UI shows (it displays
     # {"env": "DATABRICKS_TOKEN"}), and each step process reads them from its own environment.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 import warnings
@@ -35,8 +36,12 @@ from grid_assets.models.base import LAYERS
 from grid_assets.queries.dialect import InsertOverwrite
 from grid_assets.resources import engines
 from grid_assets.settings import (
+    DEFAULT_DUCKDB_LOCK_TIMEOUT_S,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
+    DUCKDB_LOCK_TIMEOUT_VAR,
+    ConfigurationError,
+    lock_timeout_problem,
     validate_identifier,
 )
 
@@ -44,9 +49,34 @@ from grid_assets.settings import (
 MAX_PARAMS_PER_STATEMENT = 256
 
 
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     """DuckDB's 'Could not set lock on file ... Conflicting lock is held in <process>'."""
     return "could not set lock" in str(exc).lower()
+
+
+def _lock_holder(exc: BaseException) -> str:
+    """Who holds the lock, as DuckDB's message tells it (its PID and program, when given)."""
+    found = _LOCK_HOLDER.search(str(exc))
+    if found is None:
+        return "another process"
+    return f"another process, PID {found['pid']} ({found['program']})"
+
+
+class LakehouseLockTimeout(RuntimeError):
+    """Another process held the DuckDB file's lock for longer than this one may wait."""
+
+    def __init__(self, path: str, holder: str, timeout_s: float) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"Gave up after waiting {timeout_s:g} s for the DuckDB file {path}: {holder} still "
+            "holds its lock. Stop that process or let it finish, then run again; or let runs "
+            f"wait longer by raising {DUCKDB_LOCK_TIMEOUT_VAR} (the lakehouse resource's "
+            f"lock_timeout_seconds, now {timeout_s:g})."
+        )
 
 
 @dataclass
@@ -55,7 +85,7 @@ class Lakehouse:
 
     engine: Engine
     schema_prefix: str = ""
-    lock_timeout_s: float = 120.0
+    lock_timeout_s: float = float(DEFAULT_DUCKDB_LOCK_TIMEOUT_S)
 
     @property
     def dialect(self) -> str:
@@ -67,11 +97,14 @@ class Lakehouse:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection, waiting (bounded) while another process holds DuckDB's file lock.
+        """A connection, waiting while another process holds DuckDB's file lock.
 
-        On other engines any failure to connect raises `engines.LakehouseConnectionError`
-        (bounded in time, masked, naming host and HTTP path)."""
-        deadline = time.monotonic() + self.lock_timeout_s
+        The wait is bounded by `lock_timeout_s` (`GRID_DUCKDB_LOCK_TIMEOUT_S`); it logs one
+        warning when it starts (the holder's PID, the bound) and ends in one
+        `LakehouseLockTimeout` if the lock is still held then. On other engines any failure to
+        connect raises `engines.LakehouseConnectionError` (bounded in time, masked, naming host
+        and HTTP path)."""
+        deadline: float | None = None
         delay = 0.05
         while True:
             failure: Exception | None = None
@@ -83,15 +116,28 @@ class Lakehouse:
             except DBAPIError as exc:
                 if self.dialect != "duckdb":
                     failure = engines.connection_error(self.engine, exc)
-                elif not _is_lock_error(exc) or time.monotonic() > deadline:
+                elif not _is_lock_error(exc):
                     raise
+                elif deadline is None:
+                    deadline = time.monotonic() + self.lock_timeout_s
+                    dg.get_dagster_logger(__name__).warning(
+                        "The DuckDB file %s is locked by %s; waiting up to %g s for it (%s).",
+                        self.engine.url.database,
+                        _lock_holder(exc),
+                        self.lock_timeout_s,
+                        DUCKDB_LOCK_TIMEOUT_VAR,
+                    )
+                elif time.monotonic() >= deadline:
+                    path = str(self.engine.url.database)
+                    failure = LakehouseLockTimeout(path, _lock_holder(exc), self.lock_timeout_s)
             except Exception as exc:
                 if self.dialect == "duckdb" or not engines.is_transport_error(exc):
                     raise
                 failure = engines.connection_error(self.engine, exc)
             if failure is not None:
                 raise failure  # outside the except blocks: no driver exception chained
-            time.sleep(delay)
+            assert deadline is not None  # only a lock wait gets here
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
         try:
             yield conn.execution_options(schema_translate_map=self.schema_map)
@@ -225,10 +271,13 @@ class LakehouseResource(dg.ConfigurableResource):
     catalog: str | None = None
     schema_prefix: str = ""
     connect_timeout_seconds: int = engines.DEFAULT_CONNECT_TIMEOUT_S
-    lock_timeout_seconds: int = 120
+    # Local only: how long to wait for DuckDB's file lock (GRID_DUCKDB_LOCK_TIMEOUT_S).
+    lock_timeout_seconds: int = DEFAULT_DUCKDB_LOCK_TIMEOUT_S
 
     def get_lakehouse(self) -> Lakehouse:
         if self.environment == "local":
+            if problem := lock_timeout_problem(str(self.lock_timeout_seconds)):
+                raise ConfigurationError(problem)
             engine = engines.duckdb_engine(self.duckdb_path, self.duckdb_memory_limit)
             return Lakehouse(engine, "", float(self.lock_timeout_seconds))
         required: Mapping[str, str | None] = {
