@@ -234,6 +234,7 @@ def test_hostile_lines_are_rejected_with_their_defect_and_stop_nothing(
         '{"event_id":"h-2","source":"a\\udfff",' + base + ',"payload":{}}',
         '{"event_id":"h-3","extra":1e999999999,' + base + ',"payload":{}}',
         '{"event_id":"h-4","extra":' + "9" * 5000 + "," + base + ',"payload":{}}',
+        '{"event_id":"h-5",' + base + ',"payload":{"n":1e99999999999999999999}}',
         "[" * 100_000,
         "{" + '"a":' * 50_000,
     ]
@@ -244,13 +245,14 @@ def test_hostile_lines_are_rejected_with_their_defect_and_stop_nothing(
     ingest_landing(lakehouse, landing)
     assert event_ids(lakehouse) == ["e-00001", "e-00002"]
     reasons = [reason for _, _, reason in rejected(lakehouse)]
-    assert reasons[:4] == [
+    assert reasons[:5] == [
         "invalid_unicode",
         "invalid_unicode",
+        "number_too_large",
         "number_too_large",
         "number_too_large",
     ]
-    assert all(r.startswith("invalid_json") for r in reasons[4:]), reasons
+    assert all(r.startswith("invalid_json") for r in reasons[5:]), reasons
 
 
 def test_a_leading_byte_order_mark_is_ignored(lakehouse: Lakehouse, tmp_path: Path):
@@ -260,3 +262,42 @@ def test_a_leading_byte_order_mark_is_ignored(lakehouse: Lakehouse, tmp_path: Pa
     ingest_landing(lakehouse, landing)
     assert event_ids(lakehouse) == ["e-00001", "e-00002"]
     assert rejected(lakehouse) == []
+
+
+def test_an_earlier_layout_is_rebuilt_where_it_can_be(tmp_path: Path) -> None:
+    """A lakehouse from before byte offsets: its progress table is rebuilt, so Bronze reads the
+    landing files again and recognises every stored line; Gold is rebuilt; anything else stops
+    with one error that says what to do."""
+    import duckdb
+
+    from grid_assets.resources.lakehouse import LakehouseLayoutError, LakehouseResource
+
+    path = tmp_path / "old.duckdb"
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.ndjson").write_text(lines(1, 3) + "not json\n")
+    lh = LakehouseResource(duckdb_path=str(path)).get_lakehouse()
+    lh.create_tables()
+    ingest_landing(lh, landing)
+    lh.engine.dispose()
+    raw = duckdb.connect(str(path))
+    raw.execute("DROP TABLE bronze.ingested_files")
+    raw.execute(
+        "CREATE TABLE bronze.ingested_files (source_file VARCHAR, lines_read BIGINT, "
+        "size_bytes BIGINT, updated_at TIMESTAMPTZ, run_id VARCHAR)"
+    )
+    raw.execute("INSERT INTO bronze.ingested_files VALUES ('a.ndjson', 4, 999, now(), 'r')")
+    raw.execute("ALTER TABLE gold.daily_revenue DROP COLUMN currency")
+    raw.close()
+    lh.create_tables()
+    result = ingest_landing(lh, landing)
+    assert (result.events_inserted, result.duplicates, result.rejected) == (0, 3, 1)
+    assert event_ids(lh) == ["e-00001", "e-00002", "e-00003"]
+    assert rejected(lh) == [("a.ndjson", 4, "invalid_json: Expecting value")]
+    assert file_row(lh, "a.ndjson").state == COMPLETE
+    lh.engine.dispose()
+    raw = duckdb.connect(str(path))
+    raw.execute("ALTER TABLE silver.orders DROP COLUMN currency")
+    raw.close()
+    with pytest.raises(LakehouseLayoutError, match=r"silver\.orders .* lacks currency"):
+        lh.create_tables()

@@ -294,8 +294,8 @@ def ingest_landing(
     with lakehouse.connect() as conn:
         with conn.begin():
             progress = {
-                row.source_file: Progress(*row[1:])
-                for row in conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
+                name: Progress._make(done)
+                for name, *done in conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
             }
         files, unreadable = scan_landing(landing_dir)
         present = {f.name for f in files} | {e.name for e in unreadable}

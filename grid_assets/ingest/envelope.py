@@ -11,6 +11,7 @@ exactly) is read again by the standard library's decoder, the grammar of record.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -229,6 +230,8 @@ def parse_line(raw: str) -> Envelope | Rejection | None:
         return Rejection(f"invalid_json: {exc.msg}")
     except RecursionError:
         return Rejection("invalid_json: nested too deeply")
+    except decimal.InvalidOperation:  # an exponent beyond what Decimal itself can hold
+        return Rejection("number_too_large")
 
     reasons: list[str] = []
     for name in ("event_id", "event_type"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Select,
+    String,
     Table,
     delete,
     func,
@@ -47,6 +49,20 @@ from grid_assets.settings import (
 
 # Databricks allows at most 256 named parameters per statement.
 MAX_PARAMS_PER_STATEMENT = 256
+log = logging.getLogger(__name__)
+# The SQL-standard catalog view both engines have: which columns each existing table has.
+_COLUMNS = Table(
+    "columns",
+    MetaData(),
+    Column("table_schema", String()),
+    Column("table_name", String()),
+    Column("column_name", String()),
+    schema="information_schema",
+)
+
+
+class LakehouseLayoutError(RuntimeError):
+    """A table was created by an earlier layout that cannot be rebuilt in place."""
 
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
@@ -152,11 +168,50 @@ class Lakehouse:
             yield conn
 
     def create_tables(self) -> None:
-        """Create the layer schemas and every table if missing; safe to call on every run."""
+        """Create the layer schemas and every table if missing; safe to call on every run.
+
+        A table left by an earlier layout (a model column missing) is rebuilt when what it holds
+        can be rebuilt: Gold tables (recomputed every run) and `bronze.ingested_files` (without
+        it, Bronze reads the landing files again, and every line already stored is recognised
+        as a duplicate or a known rejected line). Any other stale table stops with one error."""
         with self.begin() as conn:
             for layer in LAYERS:
                 conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
+            stale = self._stale_tables(conn)
+            for table, missing in stale.items():
+                if table.schema != "gold" and table.name != "ingested_files":
+                    raise LakehouseLayoutError(
+                        f"{table.schema}.{table.name} was created by an earlier version of the "
+                        f"pipeline and lacks {', '.join(missing)}. Rebuild the lakehouse: "
+                        "locally, delete the DuckDB file (GRID_DUCKDB_PATH) and run again; "
+                        "Bronze is rebuilt from the landing folder."
+                    )
+                log.warning(
+                    "Rebuilding %s.%s, created by an earlier layout (it lacked %s)",
+                    table.schema,
+                    table.name,
+                    ", ".join(missing),
+                )
+                table.drop(conn)
             metadata.create_all(conn, checkfirst=True)
+
+    def _stale_tables(self, conn: Connection) -> dict[Table, list[str]]:
+        """Existing tables missing a column of their model, with the missing columns."""
+        found: dict[tuple[str, str], set[str]] = {}
+        query = select(_COLUMNS.c.table_schema, _COLUMNS.c.table_name, _COLUMNS.c.column_name)
+        # Databricks keeps names in lower case whatever case they were created in.
+        physical = {name.lower(): layer for layer, name in self.schema_map.items()}
+        names = sorted({*physical, *self.schema_map.values()})
+        for schema, table, column in conn.execute(query.where(_COLUMNS.c.table_schema.in_(names))):
+            layer = physical[schema.lower()]
+            found.setdefault((layer, table.lower()), set()).add(column.lower())
+        stale: dict[Table, list[str]] = {}
+        for table in metadata.sorted_tables:
+            columns = found.get((str(table.schema), table.name))
+            missing = [c.name for c in table.c if columns and c.name not in columns]
+            if missing:
+                stale[table] = missing
+        return stale
 
     # -- staging: make a batch of rows available to SQL as a relation -----------------------
     @contextmanager
