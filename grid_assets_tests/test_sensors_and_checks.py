@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import dagster as dg
 
 from grid_assets.defs.bronze.checks import heartbeat_gaps, rejected_share
-from grid_assets.defs.bronze.sensors import landing_files_sensor, new_events_sensor
+from grid_assets.defs.bronze.sensors import new_events_sensor
 from grid_assets.defs.gold.schedules import nightly_medallion_schedule
-from grid_assets.defs.resources import LandingFolder
 from grid_assets.defs.silver.checks import events_reconcile
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events
@@ -24,32 +22,6 @@ def beat(eid: str, at: str) -> dict:
 
 def resource_for(lakehouse: Lakehouse) -> LakehouseResource:
     return LakehouseResource(duckdb_path=str(lakehouse.engine.url.database))
-
-
-def test_landing_sensor_fires_on_new_or_grown_files_only(tmp_path: Path) -> None:
-    landing = tmp_path / "landing"
-    folder = LandingFolder(path=str(landing))
-    empty = landing_files_sensor(dg.build_sensor_context(resources={"landing": folder}))
-    assert isinstance(empty, dg.SkipReason)
-
-    write_events(landing / "a.ndjson", [beat("b1", "2026-01-01T00:00:00Z")])
-    context = dg.build_sensor_context(resources={"landing": folder})
-    request = landing_files_sensor(context)
-    assert isinstance(request, dg.RunRequest)
-    cursor = context.cursor
-    assert json.loads(cursor) == {"a.ndjson": (landing / "a.ndjson").stat().st_size}
-
-    again = landing_files_sensor(
-        dg.build_sensor_context(cursor=cursor, resources={"landing": folder})
-    )
-    assert isinstance(again, dg.SkipReason)
-
-    with (landing / "a.ndjson").open("a") as handle:
-        handle.write(json.dumps(beat("b2", "2026-01-01T00:05:00Z")) + "\n")
-    grown = landing_files_sensor(
-        dg.build_sensor_context(cursor=cursor, resources={"landing": folder})
-    )
-    assert isinstance(grown, dg.RunRequest) and grown.tags["grid/changed_files"] == "a.ndjson"
 
 
 def test_new_events_sensor_ignores_the_pipelines_own_events(

@@ -29,14 +29,13 @@ from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
 from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import (
     HELD_STATES,
-    PARTIAL_LINE,
-    READING,
     REMOVED,
     UNREADABLE,
     FileRead,
     LandingFile,
     Progress,
     RawLine,
+    needs_reading,
     scan_landing,
 )
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
@@ -229,13 +228,10 @@ def _save_progress(
     )
 
 
-def _needs_reading(file: LandingFile, done: Progress | None) -> bool:
-    """Whether a file may hold lines not yet in Bronze. A file read to its end whose size has not
-    changed since is not even opened; one stopped between batches, or with a final line
-    waiting for its newline, always is."""
-    if done is None or done.state in (READING, PARTIAL_LINE, REMOVED):
-        return True
-    return file.size_bytes != done.size_bytes
+def read_progress(conn: Connection) -> dict[str, Progress]:
+    """`bronze.ingested_files`: how far each landing file has been read."""
+    rows = conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
+    return {name: Progress._make(done) for name, *done in rows}
 
 
 def _chunks(files: list[LandingFile], progress: dict[str, Progress], batch_lines: int):
@@ -293,16 +289,13 @@ def ingest_landing(
     # checkpoints the file, which per batch cost more than the writes themselves.
     with lakehouse.connect() as conn:
         with conn.begin():
-            progress = {
-                name: Progress._make(done)
-                for name, *done in conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
-            }
+            progress = read_progress(conn)
         files, unreadable = scan_landing(landing_dir)
         present = {f.name for f in files} | {e.name for e in unreadable}
         if unreadable or any(p.state in HELD_STATES for p in progress.values()):
             with conn.begin():
                 _record_unreadable_entries(conn, unreadable, present, progress, run_id, result)
-        changed = [f for f in files if _needs_reading(f, progress.get(f.name))]
+        changed = [f for f in files if needs_reading(f.size_bytes, progress.get(f.name))]
         result.files_seen, result.files_read = len(files) + len(unreadable), len(changed)
 
         def write(batch: _Batch) -> None:  # on the writer thread, the only user of `conn`

@@ -81,6 +81,18 @@ class Progress(NamedTuple):
 NOTHING_READ = Progress(0, 0, 0, 0, READING, "")
 
 
+def needs_reading(size_bytes: int, done: Progress | None) -> bool:
+    """Whether a landing entry may hold what Bronze has not stored yet, from its size now and
+    its row in `bronze.ingested_files` (`done`): it has no row; its size differs from the size
+    last examined; or its reading was left open (stopped between batches, a final line waiting
+    for its newline, or back in the folder after being held). A file held as unreadable or
+    rewritten is looked at again only when its size changes. Bronze opens only these files, and
+    the landing sensor requests a run only for them: one rule for both."""
+    if done is None or done.state in (READING, PARTIAL_LINE, REMOVED):
+        return True
+    return size_bytes != done.size_bytes
+
+
 def list_landing_files(landing_dir: Path) -> list[LandingFile]:
     """Regular event files directly in the folder, in name order (which is ingestion order)."""
     return scan_landing(landing_dir)[0]
