@@ -24,11 +24,13 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import Connection, func, literal, select, update
 
+from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.ingest.chunks import Chunk, Parsed, parse_chunk
 from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import (
     HELD_STATES,
+    READING,
     REMOVED,
     UNREADABLE,
     FileRead,
@@ -297,6 +299,8 @@ def ingest_landing(
                 _record_unreadable_entries(conn, unreadable, present, progress, run_id, result)
         changed = [f for f in files if needs_reading(f.size_bytes, progress.get(f.name))]
         result.files_seen, result.files_read = len(files) + len(unreadable), len(changed)
+        files_done = 0
+        step_progress.report(step_progress.StepProgress("bronze", "lines", 0, 0, len(changed)))
 
         def write(batch: _Batch) -> None:  # on the writer thread, the only user of `conn`
             chunk = batch.chunk
@@ -316,6 +320,13 @@ def ingest_landing(
                         chunk.error,
                     )
                 _save_progress(conn, chunk.file.name, chunk.progress, run_id, batch.now)
+            nonlocal files_done
+            files_done += chunk.progress.state != READING  # the file's last chunk
+            step_progress.report(
+                step_progress.StepProgress(
+                    "bronze", "lines", result.lines_read, files_done, len(changed), chunk.file.name
+                )
+            )
 
         write_behind(_prepared(_chunks(changed, progress, batch_lines), run_id), write)
     return result

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from grid_assets.etl import pipeline_events
+from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries import silver as q
@@ -188,10 +189,12 @@ def apply_new_events(
     writer thread (see `etl.batching.write_behind`), each on its own connection.
     """
     result = SilverResult()
+    events_written = 0
     # One writing connection for the step, a transaction per batch (see etl.bronze).
     with lakehouse.connect() as reader, lakehouse.connect() as conn:
         with reader.begin():
             result.cursor = read_cursor(reader)
+        step_progress.report(step_progress.StepProgress("silver", "events", 0))
 
         def prepared_batches() -> Iterator[_Prepared]:
             for events in _read_batches(lakehouse, reader, result.cursor, batch_events):
@@ -215,6 +218,9 @@ def apply_new_events(
                         consumer=CONSUMER,
                         cursor=prepared.cursor,
                     )
+            nonlocal events_written
+            events_written += prepared.ledger.num_rows
+            step_progress.report(step_progress.StepProgress("silver", "events", events_written))
 
         write_behind(prepared_batches(), write)
     return result
