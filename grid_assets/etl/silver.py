@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from grid_assets.etl import pipeline_events
 from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
+from grid_assets.models import metadata
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries import silver as q
 from grid_assets.queries.dialect import Merge
@@ -35,6 +36,10 @@ BATCH_EVENTS = 100_000
 CURSORS = Cursor.__table__
 LEDGER = EventLedger.__table__
 QUARANTINE = Quarantine.__table__
+# Every table Silver derives from Bronze, dependants first.
+SILVER_STATE = [
+    t for t in reversed(metadata.sorted_tables) if t.schema == "silver" and t is not CURSORS
+]
 
 
 @dataclass
@@ -78,6 +83,24 @@ def _save_cursor(conn: Connection, seq: int, now: datetime) -> None:
             insert_values={c.name: s.c[c.name] for c in CURSORS.c},
         )
     )
+
+
+def reset(lakehouse: Lakehouse, run_id: str | None = None) -> None:
+    """Forget what Silver holds, so that the next `apply_new_events` rebuilds it from all of
+    Bronze: the full refresh. One unit of work resets the cursor and empties every Silver table
+    (each emptying announced in Bronze like any other write).
+
+    Databricks runs it statement by statement (no transactions), so the cursor goes first:
+    should a later statement fail, the next run re-applies all of Bronze onto what is left,
+    which the forward-only MERGEs and anti-join appends make the same as a clean rebuild."""
+    now = datetime.now(UTC)
+    with lakehouse.begin() as conn:
+        conn.execute(delete(CURSORS).where(CURSORS.c.consumer == CONSUMER))
+        for table in SILVER_STATE:
+            conn.execute(delete(table))
+            pipeline_events.table_written(
+                conn, table.fullname, 0, run_id, now, consumer=CONSUMER, emptied=True
+            )
 
 
 def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:

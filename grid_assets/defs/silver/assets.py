@@ -1,10 +1,11 @@
 """Silver assets: current state of products, orders and order lines, plus what was quarantined."""
 
 import dagster as dg
+from pydantic import Field
 
 from grid_assets.defs.bronze.assets import EVENTS_KEY, LAKEHOUSE_WRITER_POOL
 from grid_assets.defs.metadata import materialized_metadata, table_spec
-from grid_assets.etl.silver import apply_new_events
+from grid_assets.etl.silver import apply_new_events, reset
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.resources.lakehouse import LakehouseResource
 
@@ -21,6 +22,14 @@ def silver_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["silver", name])
 
 
+class SilverApplyConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild Silver from all of Bronze: reset Silver's cursor and empty its "
+        "tables in one unit of work, then apply every event (Gold follows from Silver).",
+    )
+
+
 @dg.multi_asset(
     name="silver_apply_events",
     pool=LAKEHOUSE_WRITER_POOL,
@@ -28,10 +37,15 @@ def silver_key(name: str) -> dg.AssetKey:
         table_spec(model, deps=[EVENTS_KEY], kinds=["pandera"]) for model in SILVER_MODELS.values()
     ],
 )
-def silver_apply_events(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
+def silver_apply_events(
+    context: dg.AssetExecutionContext, config: SilverApplyConfig, lakehouse: LakehouseResource
+):
     """Validate and apply every Bronze event not applied yet, latest-wins by occurred_at."""
     lh = lakehouse.get_lakehouse()
     lh.create_tables()
+    if config.full_refresh:
+        reset(lh, run_id=context.run_id)
+        context.log.info("Silver emptied and its cursor reset: rebuilding from all of Bronze")
     result = apply_new_events(lh, run_id=context.run_id)
     context.log.info(f"Silver: read {result.events_read} events: {result.outcomes}")
     for name, model in SILVER_MODELS.items():
