@@ -21,19 +21,72 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = {"schema": "bronze"}
 
-    event_id: Mapped[str] = mapped_column(Key, primary_key=True)
-    ingest_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    event_type: Mapped[str] = mapped_column(Key, nullable=False)
-    occurred_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
-    ingested_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
-    source: Mapped[str] = mapped_column(Key, nullable=False)
-    payload: Mapped[str] = mapped_column(JsonText, nullable=False)
+    event_id: Mapped[str] = mapped_column(
+        Key, primary_key=True, comment="Id of the event as GRID sent it; the table's key."
+    )
+    ingest_seq: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        comment=(
+            "Arrival position: earlier runs, then file name, then line. Silver's cursor follows it."
+        ),
+    )
+    event_type: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment=(
+            "Event type as sent (order.placed, product.updated, system.heartbeat, ...); "
+            "pipeline.table_written for the pipeline's own events."
+        ),
+    )
+    occurred_at: Mapped[datetime] = mapped_column(
+        Instant,
+        nullable=False,
+        comment=(
+            "When the event happened, in UTC (the envelope's occurred_at with its offset applied)."
+        ),
+    )
+    ingested_at: Mapped[datetime] = mapped_column(
+        Instant, nullable=False, comment="When Bronze stored the event, in UTC."
+    )
+    source: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment=(
+            "Emitting system (grid-web, grid-catalog, ...); unknown when absent, grid-pipeline for "
+            "the pipeline's own events."
+        ),
+    )
+    payload: Mapped[str] = mapped_column(
+        JsonText,
+        nullable=False,
+        info={"pii": True},
+        comment=(
+            "The payload's JSON text cut verbatim from the line; holds customer ids and shipment "
+            "tracking numbers."
+        ),
+    )
     # Hash of the canonical JSON of every envelope member but the payload: with the payload text,
     # it tells a re-sent duplicate from a different event reusing the id.
-    envelope_hash: Mapped[str] = mapped_column(Key, nullable=False)
-    source_file: Mapped[str | None] = mapped_column(Key)
-    line_number: Mapped[int | None] = mapped_column(Integer)
-    run_id: Mapped[str | None] = mapped_column(Key)
+    envelope_hash: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment=(
+            "Hash of the canonical JSON of the envelope without its payload; with the payload it "
+            "tells a re-sent duplicate from a conflict."
+        ),
+    )
+    source_file: Mapped[str | None] = mapped_column(
+        Key, comment="Landing file the event was read from; null for the pipeline's own events."
+    )
+    line_number: Mapped[int | None] = mapped_column(
+        Integer,
+        comment=(
+            "Physical line of source_file, from 1, blank lines counted; null for the pipeline's "
+            "own events."
+        ),
+    )
+    run_id: Mapped[str | None] = mapped_column(Key, comment="Dagster run that stored the event.")
 
 
 class RejectedEvent(Base):
@@ -46,13 +99,39 @@ class RejectedEvent(Base):
     __tablename__ = "rejected_events"
     __table_args__ = {"schema": "bronze"}
 
-    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
-    line_number: Mapped[int] = mapped_column(Integer, primary_key=True)
-    raw_line: Mapped[str] = mapped_column(JsonText, nullable=False)
-    reason: Mapped[str] = mapped_column(Key, nullable=False)
-    event_id: Mapped[str | None] = mapped_column(Key)
-    rejected_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
-    run_id: Mapped[str | None] = mapped_column(Key)
+    source_file: Mapped[str] = mapped_column(
+        Key, primary_key=True, comment="Landing file the line was read from."
+    )
+    line_number: Mapped[int] = mapped_column(
+        Integer,
+        primary_key=True,
+        comment="Physical line of source_file, from 1, blank lines counted.",
+    )
+    raw_line: Mapped[str] = mapped_column(
+        JsonText,
+        nullable=False,
+        info={"pii": True},
+        comment="The rejected line verbatim; can hold customer ids and shipment tracking numbers.",
+    )
+    reason: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment=(
+            "Why it was rejected (invalid_json: ..., missing_event_id, event_id_conflict, ...); "
+            "several are joined by a semicolon."
+        ),
+    )
+    event_id: Mapped[str | None] = mapped_column(
+        Key,
+        comment=(
+            "The event_id already stored with different content, for event_id_conflict; null "
+            "otherwise."
+        ),
+    )
+    rejected_at: Mapped[datetime] = mapped_column(
+        Instant, nullable=False, comment="When Bronze rejected the line, in UTC."
+    )
+    run_id: Mapped[str | None] = mapped_column(Key, comment="Dagster run that rejected the line.")
 
 
 class IngestedFile(Base):
@@ -71,15 +150,49 @@ class IngestedFile(Base):
     __tablename__ = "ingested_files"
     __table_args__ = {"schema": "bronze"}
 
-    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
-    lines_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    offset_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    tail_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    state: Mapped[str] = mapped_column(Key, nullable=False)
-    fingerprint: Mapped[str] = mapped_column(Key, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
-    run_id: Mapped[str | None] = mapped_column(Key)
+    source_file: Mapped[str] = mapped_column(
+        Key, primary_key=True, comment="Landing file name; the table's key."
+    )
+    lines_read: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, comment="Number of the last line consumed, blank lines counted."
+    )
+    offset_bytes: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        comment=(
+            "Byte position after the last consumed line (in the decompressed stream for .gz): "
+            "where the next read starts."
+        ),
+    )
+    size_bytes: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, comment="Size of the file when it was last examined."
+    )
+    tail_bytes: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        comment=(
+            "Length of a final line still waiting for its newline (state partial_line); 0 "
+            "otherwise."
+        ),
+    )
+    state: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment="reading, complete, partial_line, unreadable, rewritten or removed.",
+    )
+    fingerprint: Mapped[str] = mapped_column(
+        Key,
+        nullable=False,
+        comment=(
+            "Hash of the first and last 16 KiB read, to tell a file that grew from one rewritten."
+        ),
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        Instant, nullable=False, comment="When this progress was recorded, in UTC."
+    )
+    run_id: Mapped[str | None] = mapped_column(
+        Key, comment="Dagster run that recorded this progress."
+    )
 
 
 class RejectedFile(Base):
@@ -92,10 +205,31 @@ class RejectedFile(Base):
     __tablename__ = "rejected_files"
     __table_args__ = {"schema": "bronze"}
 
-    source_file: Mapped[str] = mapped_column(Key, primary_key=True)
-    reason: Mapped[str] = mapped_column(Key, primary_key=True)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    bytes_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    lines_read: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    rejected_at: Mapped[datetime] = mapped_column(Instant, nullable=False)
-    run_id: Mapped[str | None] = mapped_column(Key)
+    source_file: Mapped[str] = mapped_column(
+        Key,
+        primary_key=True,
+        comment="Landing file, or an entry named like one, that could not be read to its end.",
+    )
+    reason: Mapped[str] = mapped_column(
+        Key,
+        primary_key=True,
+        comment=(
+            "truncated_gzip, invalid_gzip, corrupt_gzip, read_error: ..., is_a_directory, "
+            "not_a_regular_file, broken_link, file_shrank or file_rewritten."
+        ),
+    )
+    size_bytes: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, comment="Size of the file when it was seen."
+    )
+    bytes_read: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, comment="Bytes read before the defect."
+    )
+    lines_read: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        comment="Complete lines read before the defect (those are in bronze.events).",
+    )
+    rejected_at: Mapped[datetime] = mapped_column(
+        Instant, nullable=False, comment="When the file was recorded here, in UTC."
+    )
+    run_id: Mapped[str | None] = mapped_column(Key, comment="Dagster run that recorded the file.")

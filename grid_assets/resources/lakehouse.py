@@ -227,6 +227,7 @@ class Lakehouse:
         for column in columns:
             column.primary_key = False
             column.nullable = True
+            column.comment = None  # the model's description is for the real table, not a scratch
         if self.dialect == "duckdb":
             relation = Table(name, MetaData(), *columns)
             raw = conn.connection.driver_connection
