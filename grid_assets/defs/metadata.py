@@ -6,12 +6,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dagster as dg
-from sqlalchemy import Table
+from sqlalchemy import Column, Select, Table
 
+from grid_assets.queries.lineage import column_sources
 from grid_assets.resources.lakehouse import Lakehouse
+
+OWNERS = ["team:data-platform"]
+PII_TAG = {"pii": "true"}
 
 
 def column_schema(table: Table) -> dg.TableSchema:
+    """The table's columns as the UI lists them; each description is the model's comment (the
+    same text Databricks stores as the column COMMENT)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -19,9 +25,32 @@ def column_schema(table: Table) -> dg.TableSchema:
                 type=str(column.type.compile()),
                 description=column.comment,
                 constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
+                tags=PII_TAG if is_pii(column) else None,
             )
             for column in table.columns
         ]
+    )
+
+
+def is_pii(column: Column) -> bool:
+    """Personal data is marked on the model's column: `info={"pii": True}`."""
+    return bool(column.info.get("pii"))
+
+
+def column_lineage(statement: Select) -> dg.TableColumnLineage:
+    """Which upstream asset columns each column of the table is computed from, read off the
+    SELECT that builds it (columns computed from no table, such as `computed_at`, are left out)."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            name: [
+                dg.TableColumnDep(
+                    asset_key=dg.AssetKey([str(c.table.schema), c.table.name]), column_name=c.name
+                )
+                for c in sources
+            ]
+            for name, sources in column_sources(statement).items()
+            if sources
+        }
     )
 
 
@@ -29,31 +58,53 @@ def table_name(table: Table) -> str:
     return f"{table.schema}.{table.name}"
 
 
-def spec_metadata(table: Table) -> dict[str, Any]:
-    """Static metadata for an AssetSpec: where the table lives and its columns."""
-    return {"dagster/table_name": table_name(table), "dagster/column_schema": column_schema(table)}
+def spec_metadata(table: Table, lineage: dg.TableColumnLineage | None = None) -> dict[str, Any]:
+    """Static metadata for an AssetSpec: where the table lives, its columns and, for tables
+    computed from others, their column lineage."""
+    metadata: dict[str, Any] = {
+        "dagster/table_name": table_name(table),
+        "dagster/column_schema": column_schema(table),
+    }
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+    return metadata
 
 
-def materialized_metadata(lakehouse: Lakehouse, table: Table, **extra: Any) -> dict[str, Any]:
+def materialized_metadata(
+    lakehouse: Lakehouse,
+    table: Table,
+    lineage: dg.TableColumnLineage | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """What a materialization reports: the row count now, the schema and the table name."""
     with lakehouse.connect() as conn:
         rows = lakehouse.count(conn, table)
-    return {**spec_metadata(table), "dagster/row_count": rows, **extra}
+    return {**spec_metadata(table, lineage), "dagster/row_count": rows, **extra}
 
 
 def table_spec(
-    model: type, deps: Sequence[dg.AssetKey] = (), kinds: Iterable[str] = ()
+    model: type,
+    deps: Sequence[dg.AssetKey] = (),
+    kinds: Iterable[str] = (),
+    lineage: dg.TableColumnLineage | None = None,
 ) -> dg.AssetSpec:
-    """The asset of one model's table: keyed by its address, grouped by its layer, described by
-    the model's docstring, with its columns and table name."""
+    """The asset of one model's table: keyed by its address, grouped and tagged by its layer,
+    owned by the data platform team, described by the model's docstring, with its columns and
+    table name; tagged `pii` when a column holds personal data."""
     table = model.__table__
+    layer = str(table.schema)
+    tags = {"layer": layer}
+    if any(is_pii(column) for column in table.columns):
+        tags |= PII_TAG
     return dg.AssetSpec(
-        dg.AssetKey([table.schema, table.name]),
+        dg.AssetKey([layer, table.name]),
         deps=list(deps),
-        group_name=table.schema,
+        group_name=layer,
         description=description(model),
-        metadata=spec_metadata(table),
-        kinds={"duckdb", "databricks", *kinds},
+        metadata=spec_metadata(table, lineage),
+        owners=OWNERS,
+        tags=tags,
+        kinds={"duckdb", "databricks", "table", *kinds},
     )
 
 
