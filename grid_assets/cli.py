@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
+import uuid
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -41,14 +45,47 @@ def _print_table(lakehouse, table, order_by, columns: list[str], limit: int = 20
     console.print(view)
 
 
+def _reply(stream: TextIO, summary: dict[str, Any]) -> None:
+    stream.write(json.dumps(summary, indent=2) + "\n")
+    stream.flush()
+
+
 @app.command()
 def run(
     show_gold: bool = typer.Option(True, help="Print the Gold tables after the run."),
     log_level: str = typer.Option(
         "WARNING", help="Dagster event log level on the console (DEBUG shows every step)."
     ),
+    json_output: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON object on stdout: assets and row counts, every check's result, "
+        "the run's id and status. Logs and messages go to stderr; no progress, no Gold tables.",
+    ),
+    full_refresh: bool = typer.Option(
+        False,
+        "--full-refresh",
+        help="Rebuild Silver and Gold from all of Bronze: Silver's cursor is reset and its "
+        "tables emptied first, then the run goes on as usual.",
+    ),
 ) -> None:
-    """Materialize every asset once (checks included) on GRID_LANDING_DIR; exit 1 on failure."""
+    """Materialize every asset once (checks included) on GRID_LANDING_DIR; exit 1 on failure.
+
+    Exit status: 0 success, 1 an asset or a blocking check failed, 2 bad configuration,
+    3 the production lakehouse is unreachable. On a terminal it shows live progress."""
+    if not json_output:
+        _run(show_gold, log_level, full_refresh, reply=None)
+        return
+    reply = sys.stdout
+    # stdout carries the one JSON object alone: whatever else is printed meanwhile (by this
+    # command, Dagster or a library) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        _run(False, log_level, full_refresh, reply=reply)
+
+
+def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | None) -> None:
+    """`grid run`; with `reply`, the summary goes there as JSON instead of the tables."""
+    from grid_assets import run_report
     from grid_assets.logging_redaction import install_redaction
     from grid_assets.settings import load_settings
 
@@ -60,6 +97,8 @@ def run(
         console.print(
             f"[red]Configuration error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
+        if reply is not None:
+            _reply(reply, run_report.not_run("CONFIGURATION_ERROR", str(exc)))
         raise typer.Exit(2) from None
 
     import dagster as dg
@@ -68,6 +107,7 @@ def run(
     from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
     from grid_assets.resources.engines import LakehouseConnectionError
     from grid_assets.resources.lakehouse import ping
+    from grid_assets.run_progress import follow_on_terminal
 
     defs = build_definitions(settings)
     # EnvVar fields resolve here, as they would in a run (the unresolved resource holds names).
@@ -83,18 +123,28 @@ def run(
                 highlight=False,
                 soft_wrap=True,
             )
+            if reply is not None:
+                _reply(reply, run_report.not_run("LAKEHOUSE_UNREACHABLE", str(exc)))
             raise typer.Exit(3) from None
     job = defs.resolve_job_def("medallion_job")
     where = settings.duckdb_path if settings.is_local else "Databricks"
     console.print(
         f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}"
     )
+    run_config: dict[str, Any] = {
+        "loggers": {"console": {"config": {"log_level": log_level.upper()}}},
+        "ops": {"silver_apply_events": {"config": {"full_refresh": full_refresh}}},
+    }
+    run_id = str(uuid.uuid4())
     with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level.upper()}}}},
-        )
+        with follow_on_terminal(instance, run_id, enabled=reply is None):
+            result = job.execute_in_process(
+                instance=instance, run_id=run_id, raise_on_error=False, run_config=run_config
+            )
+        summary = run_report.summarize(result, job)
+    if reply is not None:
+        _reply(reply, summary)
+        raise typer.Exit(0 if summary["success"] else 1)
     materialized = [
         (str(event.asset_key.to_user_string()), event.materialization.metadata)
         for event in result.get_asset_materialization_events()

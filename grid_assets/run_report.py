@@ -1,0 +1,113 @@
+"""What one `grid run` did, as plain JSON-ready data: the object `grid run --json` prints.
+
+Assets with their row counts, every check evaluated with its result, severity and metadata,
+the checks that never ran (their asset failed or was skipped), failed steps, and the run's id
+and status. Metadata values become JSON values (numbers, text, lists, objects); what JSON cannot
+hold (a Decimal, a path, NaN) becomes its text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+# Static and bulky (every column of the table); the UI shows them, a run summary needs neither.
+OMITTED_METADATA = frozenset({"dagster/column_schema", "dagster/column_lineage"})
+
+
+def plain(value: Any) -> Any:
+    """A metadata value (or anything inside one) as a JSON value."""
+    if isinstance(value, dg.MetadataValue):
+        value = value.value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if type(value) in (list, tuple, set, frozenset):  # not Dagster's records, tuples inside
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def _metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) for k, v in metadata.items() if k not in OMITTED_METADATA}
+
+
+def is_failed_blocking(evaluation: dg.AssetCheckEvaluation) -> bool:
+    """Only a failed blocking check fails `grid run`; a failed check that does not block (an
+    ERROR `heartbeat_gaps`: GRID is silent) is reported, not turned into an exit status."""
+    return (
+        not evaluation.passed
+        and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        and bool(evaluation.blocking)
+    )
+
+
+def summarize(result: dg.ExecuteInProcessResult, job: dg.JobDefinition) -> dict[str, Any]:
+    assets = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        rows = materialization.metadata.get("dagster/row_count")
+        assets.append(
+            {
+                "asset": materialization.asset_key.to_user_string(),
+                "rows": plain(rows),
+                "metadata": _metadata(materialization.metadata),
+            }
+        )
+    checks = []
+    evaluated = set()
+    for evaluation in result.get_asset_check_evaluations():
+        evaluated.add(evaluation.asset_check_key)
+        checks.append(
+            {
+                "asset": evaluation.asset_key.to_user_string(),
+                "name": evaluation.check_name,
+                "passed": bool(evaluation.passed),
+                "severity": evaluation.severity.value,
+                "blocking": bool(evaluation.blocking),
+                "description": evaluation.description,
+                "metadata": _metadata(evaluation.metadata),
+            }
+        )
+    planned = job.asset_layer.asset_graph.asset_check_keys
+    not_evaluated = [
+        {"asset": key.asset_key.to_user_string(), "name": key.name}
+        for key in sorted(planned - evaluated, key=lambda k: (k.asset_key.to_user_string(), k.name))
+    ]
+    failed_blocking = [
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if is_failed_blocking(e)
+    ]
+    return {
+        "run_id": result.run_id,
+        "status": result.dagster_run.status.value,
+        "success": result.success and not failed_blocking,
+        "assets": assets,
+        "checks": checks,
+        "checks_not_evaluated": not_evaluated,
+        "failed_steps": [
+            e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
+        ],
+        "failed_blocking_checks": failed_blocking,
+    }
+
+
+def not_run(status: str, error: str) -> dict[str, Any]:
+    """The same shape when no run started (bad configuration, unreachable lakehouse)."""
+    return {
+        "run_id": None,
+        "status": status,
+        "success": False,
+        "error": error,
+        "assets": [],
+        "checks": [],
+        "checks_not_evaluated": [],
+        "failed_steps": [],
+        "failed_blocking_checks": [],
+    }
