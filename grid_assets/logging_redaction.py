@@ -3,7 +3,8 @@
 `redact(text)` masks, in this order:
 
 - every configured secret value verbatim: `DATABRICKS_TOKEN` from the environment and any value
-  passed to `register_secret` (the engine factory registers the token it is given);
+  passed to `register_secret` (the engine factory registers the token it is given) or
+  `register_secret_url` (the alert webhook URL, and its path);
 - Databricks personal access tokens (`dapi` + hex digits), whoever they belong to;
 - `Bearer <token>` / `Basic <credentials>` authorization values;
 - the password part of `scheme://user:password@host` URLs (`databricks://token:<token>@host`);
@@ -29,7 +30,7 @@ import os
 import re
 import threading
 import traceback
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 MASK = "********"
 TOKEN_VARIABLE = "DATABRICKS_TOKEN"
@@ -74,6 +75,18 @@ def register_secret(value: str | None) -> None:
     if len(value) >= MIN_SECRET_LENGTH:
         with _registered_lock:
             _registered.add(value)
+
+
+def register_secret_url(url: str | None) -> None:
+    """Mask a URL whose path is its credential (Slack and Teams webhooks): the URL itself and,
+    because HTTP libraries name the path alone in their errors, its path and query as well."""
+    url = (url or "").strip()
+    register_secret(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    register_secret(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _secret_values() -> list[str]:
@@ -210,4 +223,5 @@ __all__ = [
     "redact_exception",
     "redact_record",
     "register_secret",
+    "register_secret_url",
 ]

@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from grid_assets.logging_redaction import register_secret_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LANDING_DIR = PROJECT_ROOT / "data" / "landing"
@@ -58,6 +61,17 @@ IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_]{0,64}$")
 # host or host:port, no scheme, no path (the connector adds https:// and the port itself).
 HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::\d{1,5})?$")
+# Alerts (grid_assets.alerts), every environment. The webhook URL is a secret (Slack and Teams
+# put the credential in its path): Settings only records that it is set, the resource reads it
+# through dg.EnvVar, and it is registered with the log redaction as soon as it is read.
+ALERT_WEBHOOK_VAR = "GRID_ALERT_WEBHOOK_URL"
+# Whether failed WARN checks alert too (failed ERROR checks and failed runs always do).
+ALERT_ON_WARN_VAR = "GRID_ALERT_ON_WARN"
+# The Dagster UI that alert messages link runs to.
+UI_BASE_URL_VAR = "GRID_UI_BASE_URL"
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigurationError(RuntimeError):
@@ -67,6 +81,15 @@ class ConfigurationError(RuntimeError):
 class Environment(StrEnum):
     LOCAL = "local"
     PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Whether a webhook is configured (never its URL), whether WARN checks alert, the UI."""
+
+    webhook_set: bool = False
+    on_warn: bool = False
+    ui_base_url: str = DEFAULT_UI_BASE_URL
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class Settings:
     connect_timeout_s: int | None = None
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_lock_timeout_s: int = DEFAULT_DUCKDB_LOCK_TIMEOUT_S
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def is_local(self) -> bool:
@@ -199,10 +223,47 @@ def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     return problems
 
 
+def http_url_problem(var: str, raw: str, *, secret: bool) -> str | None:
+    """Why `raw` is not an http(s) URL with a host, or None. A secret's value is never echoed."""
+    try:
+        parts = urlsplit(raw)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a malformed host or port
+        usable = False
+    if usable and not any(c.isspace() for c in raw):
+        return None
+    shown = "" if secret else f"; got {raw[:80]!r}"
+    return f"{var} must be an http:// or https:// URL with a host{shown}"
+
+
+def alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettings:
+    """The alert variables, checked; one `ConfigurationError` names every malformed one."""
+    env = _environ(environ)
+    problems: list[str] = []
+    url = env.get(ALERT_WEBHOOK_VAR, "").strip()
+    if url:
+        register_secret_url(url)  # before anything could echo it
+        if problem := http_url_problem(ALERT_WEBHOOK_VAR, url, secret=True):
+            problems.append(problem)
+    on_warn = env.get(ALERT_ON_WARN_VAR, "").strip().lower()
+    if on_warn and on_warn not in TRUE_WORDS | FALSE_WORDS:
+        problems.append(
+            f"{ALERT_ON_WARN_VAR} must be true or false (1/0, yes/no, on/off); "
+            f"got {on_warn[:20]!r}"
+        )
+    ui_base_url = env.get(UI_BASE_URL_VAR, "").strip() or DEFAULT_UI_BASE_URL
+    if problem := http_url_problem(UI_BASE_URL_VAR, ui_base_url, secret=False):
+        problems.append(problem)
+    if problems:
+        raise ConfigurationError("; ".join(problems) + ".")
+    return AlertSettings(bool(url), on_warn in TRUE_WORDS, ui_base_url.rstrip("/"))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the environment; raise one `ConfigurationError` naming every problem."""
     env = _environ(environ)
     environment = resolve_environment(env)
+    alerts = alert_settings(env)
     landing_raw = env.get("GRID_LANDING_DIR", "").strip()
     landing_dir = Path(landing_raw).expanduser() if landing_raw else DEFAULT_LANDING_DIR
 
@@ -221,6 +282,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             duckdb_path=duckdb_path.resolve(),
             duckdb_memory_limit=memory_limit,
             duckdb_lock_timeout_s=int(lock_timeout or DEFAULT_DUCKDB_LOCK_TIMEOUT_S),
+            alerts=alerts,
         )
 
     problems = databricks_problems(env)
@@ -242,4 +304,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         schema_prefix=env.get(SCHEMA_PREFIX_VAR, "").strip(),
         databricks_vars=REQUIRED_DATABRICKS_VARS,
         connect_timeout_s=int(timeout) if timeout else None,
+        alerts=alerts,
     )
