@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
+if TYPE_CHECKING:  # imported when a run is summarized: a configuration error answers at once
+    import dagster as dg
 
 # Static and bulky (every column of the table); the UI shows them, a run summary needs neither.
 OMITTED_METADATA = frozenset({"dagster/column_schema", "dagster/column_lineage"})
@@ -20,6 +21,8 @@ OMITTED_METADATA = frozenset({"dagster/column_schema", "dagster/column_lineage"}
 
 def plain(value: Any) -> Any:
     """A metadata value (or anything inside one) as a JSON value."""
+    import dagster as dg
+
     if isinstance(value, dg.MetadataValue):
         value = value.value
     if value is None or isinstance(value, bool | int | str):
@@ -40,6 +43,8 @@ def _metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def is_failed_blocking(evaluation: dg.AssetCheckEvaluation) -> bool:
     """Only a failed blocking check fails `grid run`; a failed check that does not block (an
     ERROR `heartbeat_gaps`: GRID is silent) is reported, not turned into an exit status."""
+    import dagster as dg
+
     return (
         not evaluation.passed
         and evaluation.severity == dg.AssetCheckSeverity.ERROR
