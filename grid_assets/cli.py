@@ -141,6 +141,9 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             result = job.execute_in_process(
                 instance=instance, run_id=run_id, raise_on_error=False, run_config=run_config
             )
+        from grid_assets.defs.alerts import send_run_alerts
+
+        send_run_alerts(instance, defs)  # failed checks and runs, once per incident; never raises
         summary = run_report.summarize(result, job)
     if reply is not None:
         _reply(reply, summary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from grid_assets.defs.alerts import alerts_sensor
 from grid_assets.defs.bronze.assets import bronze_ingest
 from grid_assets.defs.bronze.checks import bronze_checks
 from grid_assets.defs.bronze.sensors import bronze_sensors
@@ -33,6 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         dg.Definitions(
             jobs=[medallion_job, silver_gold_job],
             schedules=[nightly_medallion_schedule],
+            sensors=[alerts_sensor],
             resources=resources(settings),
             # The embedded file admits one writer process at a time: run steps in one process.
             executor=dg.in_process_executor if settings.is_local else dg.multiprocess_executor,

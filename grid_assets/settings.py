@@ -248,8 +248,7 @@ def alert_settings(environ: Mapping[str, str] | None = None) -> AlertSettings:
     on_warn = env.get(ALERT_ON_WARN_VAR, "").strip().lower()
     if on_warn and on_warn not in TRUE_WORDS | FALSE_WORDS:
         problems.append(
-            f"{ALERT_ON_WARN_VAR} must be true or false (1/0, yes/no, on/off); "
-            f"got {on_warn[:20]!r}"
+            f"{ALERT_ON_WARN_VAR} must be true or false (1/0, yes/no, on/off); got {on_warn[:20]!r}"
         )
     ui_base_url = env.get(UI_BASE_URL_VAR, "").strip() or DEFAULT_UI_BASE_URL
     if problem := http_url_problem(UI_BASE_URL_VAR, ui_base_url, secret=False):

@@ -48,8 +48,12 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
     } <= checks
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"medallion_job", "silver_gold_job"}
     assert {s.name for s in defs.schedules or []} == {"nightly_medallion_schedule"}
-    assert {s.name for s in defs.sensors or []} == {"landing_files_sensor", "new_events_sensor"}
-    assert set(defs.resources or {}) == {"lakehouse", "landing"}
+    assert {s.name for s in defs.sensors or []} == {
+        "landing_files_sensor",
+        "new_events_sensor",
+        "alerts_sensor",
+    }
+    assert set(defs.resources or {}) == {"lakehouse", "landing", "alert_webhook"}
 
 
 def test_medallion_job_includes_every_check(tmp_path: Path) -> None:
@@ -57,3 +61,11 @@ def test_medallion_job_includes_every_check(tmp_path: Path) -> None:
     job = defs.resolve_job_def("medallion_job")
     graph = defs.resolve_asset_graph()
     assert set(job.asset_layer.asset_graph.asset_check_keys) == set(graph.asset_check_keys)
+
+
+def test_alerts_sensor_runs_by_default_and_only_logs_without_a_webhook(tmp_path: Path) -> None:
+    defs = build_definitions(local_settings(tmp_path / "landing", tmp_path / "db.duckdb"))
+    sensor = next(s for s in defs.sensors or [] if s.name == "alerts_sensor")
+    assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
+    assert not sensor.targets  # it reads the event log; it starts no run
+    assert (defs.resources or {})["alert_webhook"].url is None  # type: ignore[union-attr]

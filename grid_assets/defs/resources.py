@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from grid_assets.defs.alerts import alert_webhook_resource
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import DEFAULT_LANDING_DIR, Settings
@@ -42,4 +43,5 @@ def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "lakehouse": lakehouse_resource(settings),
         "landing": LandingFolder(path=str(settings.landing_dir)),
+        "alert_webhook": alert_webhook_resource(settings),
     }
