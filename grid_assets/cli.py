@@ -173,7 +173,9 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             evaluation.severity.value,
             label,
         )
-        if not ok and evaluation.severity.value == "ERROR":
+        # Only a blocking check fails the run; an error that is not blocking (heartbeat_gaps:
+        # GRID is silent) is reported in the table above and in Dagster, not in the exit status.
+        if not ok and evaluation.severity.value == "ERROR" and evaluation.blocking:
             failed_checks.append(evaluation.check_name)
     console.print(checks)
 

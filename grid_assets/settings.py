@@ -56,6 +56,16 @@ DUCKDB_LOCK_TIMEOUT_VAR = "GRID_DUCKDB_LOCK_TIMEOUT_S"
 DEFAULT_DUCKDB_LOCK_TIMEOUT_S = 600
 MAX_DUCKDB_LOCK_TIMEOUT_S = 86_400
 SECONDS_PATTERN = re.compile(r"^[0-9]{1,6}$")
+# Optional, every environment: when GRID counts as silent (the `heartbeat_gaps` check, README
+# Checks). GRID's heartbeats are about GRID, not the engine, so local and production read the same.
+HEARTBEAT_MAX_GAP_VAR = "GRID_HEARTBEAT_MAX_GAP_S"
+HEARTBEAT_WINDOW_VAR = "GRID_HEARTBEAT_WINDOW_H"
+HEARTBEAT_MAX_SILENCE_VAR = "GRID_HEARTBEAT_MAX_SILENCE_S"
+DEFAULT_HEARTBEAT_MAX_GAP_S = 3600
+DEFAULT_HEARTBEAT_WINDOW_H = 24
+DEFAULT_HEARTBEAT_MAX_SILENCE_S = 3600
+MAX_HEARTBEAT_SECONDS = 86_400
+MAX_HEARTBEAT_WINDOW_H = 720
 # Catalog and schema names end up inside DDL, so only plain identifiers are accepted.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_]{0,64}$")
@@ -84,6 +94,16 @@ class Environment(StrEnum):
 
 
 @dataclass(frozen=True)
+class HeartbeatRules:
+    """When GRID counts as silent: the longest gap allowed between consecutive heartbeats inside
+    the trailing window, that window, and the longest silence allowed since the newest one."""
+
+    max_gap_s: int = DEFAULT_HEARTBEAT_MAX_GAP_S
+    window_h: int = DEFAULT_HEARTBEAT_WINDOW_H
+    max_silence_s: int = DEFAULT_HEARTBEAT_MAX_SILENCE_S
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """Whether a webhook is configured (never its URL), whether WARN checks alert, the UI."""
 
@@ -105,6 +125,7 @@ class Settings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_lock_timeout_s: int = DEFAULT_DUCKDB_LOCK_TIMEOUT_S
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    heartbeat: HeartbeatRules = field(default_factory=HeartbeatRules)
 
     @property
     def is_local(self) -> bool:
@@ -194,6 +215,37 @@ def lock_timeout_problem(raw: str) -> str | None:
     return None
 
 
+def whole_number_problem(var: str, raw: str, high: int, unit: str) -> str | None:
+    """Why `raw` is not a whole number of `unit` in 1..`high`, or None."""
+    if SECONDS_PATTERN.fullmatch(raw) and 1 <= int(raw) <= high:
+        return None
+    return f"{var} must be a whole number of {unit} in 1..{high}; got {raw[:20]!r}"
+
+
+def heartbeat_rules(environ: Mapping[str, str] | None = None) -> HeartbeatRules:
+    """The heartbeat rules from the environment (defaults for unset or blank variables); one
+    `ConfigurationError` names every malformed variable."""
+    env = _environ(environ)
+    bounds = {
+        HEARTBEAT_MAX_GAP_VAR: (MAX_HEARTBEAT_SECONDS, "seconds"),
+        HEARTBEAT_WINDOW_VAR: (MAX_HEARTBEAT_WINDOW_H, "hours"),
+        HEARTBEAT_MAX_SILENCE_VAR: (MAX_HEARTBEAT_SECONDS, "seconds"),
+    }
+    raw = {var: env.get(var, "").strip() for var in bounds}
+    problems = [
+        problem
+        for var, (high, unit) in bounds.items()
+        if raw[var] and (problem := whole_number_problem(var, raw[var], high, unit))
+    ]
+    if problems:
+        raise ConfigurationError("; ".join(problems) + ".")
+    return HeartbeatRules(
+        max_gap_s=int(raw[HEARTBEAT_MAX_GAP_VAR] or DEFAULT_HEARTBEAT_MAX_GAP_S),
+        window_h=int(raw[HEARTBEAT_WINDOW_VAR] or DEFAULT_HEARTBEAT_WINDOW_H),
+        max_silence_s=int(raw[HEARTBEAT_MAX_SILENCE_VAR] or DEFAULT_HEARTBEAT_MAX_SILENCE_S),
+    )
+
+
 def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Everything wrong with the production variables, one sentence each, no values echoed."""
     env = _environ(environ)
@@ -263,6 +315,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _environ(environ)
     environment = resolve_environment(env)
     alerts = alert_settings(env)
+    heartbeat = heartbeat_rules(env)
     landing_raw = env.get("GRID_LANDING_DIR", "").strip()
     landing_dir = Path(landing_raw).expanduser() if landing_raw else DEFAULT_LANDING_DIR
 
@@ -282,6 +335,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             duckdb_memory_limit=memory_limit,
             duckdb_lock_timeout_s=int(lock_timeout or DEFAULT_DUCKDB_LOCK_TIMEOUT_S),
             alerts=alerts,
+            heartbeat=heartbeat,
         )
 
     problems = databricks_problems(env)
@@ -304,4 +358,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         databricks_vars=REQUIRED_DATABRICKS_VARS,
         connect_timeout_s=int(timeout) if timeout else None,
         alerts=alerts,
+        heartbeat=heartbeat,
     )

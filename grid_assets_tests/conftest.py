@@ -24,6 +24,8 @@ if os.environ.get("CI"):
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+# Checks judged against the wall clock: on test data (fixed dates) GRID always looks silent.
+WALL_CLOCK_CHECKS = frozenset({"heartbeat_gaps", "events_freshness"})
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +77,9 @@ def run_grid(tmp_path: Path) -> Iterator[Callable[[Path], Engine]]:
         failed = [
             c.check_name
             for c in result.get_asset_check_evaluations()
-            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+            if not c.passed
+            and c.severity == dg.AssetCheckSeverity.ERROR
+            and c.check_name not in WALL_CLOCK_CHECKS
         ]
         assert not failed, failed
         return LakehouseResource(duckdb_path=str(db_path)).get_lakehouse().engine

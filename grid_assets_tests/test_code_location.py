@@ -53,7 +53,12 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
         "new_events_sensor",
         "alerts_sensor",
     }
-    assert set(defs.resources or {}) == {"lakehouse", "landing", "alert_webhook"}
+    assert set(defs.resources or {}) == {
+        "lakehouse",
+        "landing",
+        "heartbeat_policy",
+        "alert_webhook",
+    }
 
 
 def test_medallion_job_includes_every_check(tmp_path: Path) -> None:

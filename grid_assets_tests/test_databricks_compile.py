@@ -8,7 +8,7 @@ upserts are pinned here as reviewed SQL instead.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb_engine
 import pytest
@@ -22,6 +22,7 @@ from grid_assets.models import metadata
 from grid_assets.models.base import Amount, Instant, JsonText, Money
 from grid_assets.models.gold import OrderStatusCounts
 from grid_assets.models.silver import Order, Product
+from grid_assets.queries import checks as check_queries
 from grid_assets.queries import gold as gold_queries
 from grid_assets.queries import silver as silver_queries
 from grid_assets.queries.dialect import InsertOverwrite, int_div, utc_date
@@ -316,3 +317,94 @@ def test_utc_date_does_not_follow_the_databricks_session_zone(
     dialect: Dialect, expected: str
 ) -> None:
     assert compile_inline(utc_date(column("placed_at")), dialect) == expected
+
+
+# --- the heartbeat check's statements --------------------------------------------------------
+
+# `{seconds(a, b)}` and `{p[name]}` are where the dialects differ: seconds between two instants
+# and the parameter markers. Everything else, window function included, is the same SQL.
+_HEARTBEAT_INTERVALS_SQL = """(SELECT beats.started_at AS started_at, beats.ended_at AS ended_at,
+    {gap} AS gap_seconds
+  FROM (SELECT lag(bronze.events.occurred_at) OVER (ORDER BY bronze.events.occurred_at)
+        AS started_at, bronze.events.occurred_at AS ended_at
+    FROM bronze.events
+    WHERE bronze.events.event_type = {p[event_type_1]} AND bronze.events.occurred_at <= {p[now]}
+      AND bronze.events.occurred_at >= coalesce((SELECT max(bronze.events.occurred_at) AS max_1
+        FROM bronze.events
+         WHERE bronze.events.event_type = {p[event_type_1]}
+           AND bronze.events.occurred_at <= {p[now]}
+           AND bronze.events.occurred_at < {p[window_start]}),
+        {p[window_start]})) AS beats
+  WHERE beats.ended_at >= {p[window_start]}) AS in_window"""
+HEARTBEAT_SUMMARY_SQL = (
+    """
+SELECT stats.heartbeats, stats.max_gap_seconds, stats.gaps_over_limit,
+  newest.last_heartbeat_at, {silence} AS silence_seconds
+FROM (SELECT count(*) AS heartbeats, max(in_window.gap_seconds) AS max_gap_seconds,
+    count(*) FILTER (WHERE in_window.gap_seconds > {p[max_gap_seconds]}) AS gaps_over_limit
+  FROM """
+    + _HEARTBEAT_INTERVALS_SQL
+    + """) AS stats
+JOIN (SELECT max(bronze.events.occurred_at) AS last_heartbeat_at FROM bronze.events
+  WHERE bronze.events.event_type = {p[event_type_2]} AND bronze.events.occurred_at <= {p[now]})
+  AS newest ON true
+"""
+)
+HEARTBEAT_GAPS_SQL = (
+    """
+SELECT in_window.started_at, in_window.ended_at, in_window.gap_seconds
+FROM """
+    + _HEARTBEAT_INTERVALS_SQL
+    + """
+WHERE in_window.gap_seconds > {p[max_gap_seconds]}
+ORDER BY in_window.gap_seconds DESC, in_window.ended_at DESC
+LIMIT 20
+"""
+)
+HEARTBEAT_DIALECTS: dict[str, tuple[Dialect, str, str, str]] = {
+    # marker, seconds from the previous heartbeat to this one, silence up to now
+    "databricks": (
+        DATABRICKS,
+        ":`{}`",
+        "(unix_timestamp(beats.ended_at) - unix_timestamp(beats.started_at))",
+        "(unix_timestamp(:`now`) - unix_timestamp(newest.last_heartbeat_at))",
+    ),
+    "duckdb": (
+        DUCKDB,
+        "%({})s",
+        "date_diff('second', beats.started_at, beats.ended_at)",
+        "date_diff('second', newest.last_heartbeat_at, %(now)s)",
+    ),
+}
+
+
+@pytest.mark.parametrize("dialect_name", list(HEARTBEAT_DIALECTS))
+def test_heartbeat_statements_compile_to_the_reviewed_sql(dialect_name: str) -> None:
+    dialect, marker, gap, silence = HEARTBEAT_DIALECTS[dialect_name]
+    markers = {
+        name: marker.format(name)
+        for name in ("event_type_1", "event_type_2", "now", "window_start", "max_gap_seconds")
+    }
+    window_start = NOW - timedelta(hours=24)
+    summary = check_queries.heartbeat_summary(NOW, window_start, 3600).compile(dialect=dialect)
+    gaps = check_queries.heartbeat_gaps(NOW, window_start, 3600).compile(
+        dialect=dialect, compile_kwargs={"render_postcompile": True}
+    )
+
+    assert normalized(str(summary)) == normalized(
+        HEARTBEAT_SUMMARY_SQL.format(p=markers, gap=gap, silence=silence)
+    )
+    assert normalized(str(gaps)) == normalized(HEARTBEAT_GAPS_SQL.format(p=markers, gap=gap))
+    # Instants and thresholds travel as parameters; the LIMIT is the code's own constant.
+    assert summary.params == {
+        "now": NOW,
+        "window_start": window_start,
+        "max_gap_seconds": 3600,
+        "event_type_1": "system.heartbeat",
+        "event_type_2": "system.heartbeat",
+    }
+    assert {k: gaps.params[k] for k in ("now", "window_start", "max_gap_seconds")} == {
+        "now": NOW,
+        "window_start": window_start,
+        "max_gap_seconds": 3600,
+    }

@@ -14,7 +14,7 @@ from grid_assets.models.base import Base
 from grid_assets.models.bronze import Event, RejectedEvent
 from grid_assets.models.silver import EventLedger, Quarantine
 from grid_assets.simulation import generate_traffic
-from grid_assets_tests.conftest import SAMPLES_DIR, run_medallion
+from grid_assets_tests.conftest import SAMPLES_DIR, WALL_CLOCK_CHECKS, run_medallion
 
 VOLATILE = {
     "computed_at",
@@ -72,7 +72,9 @@ def test_samples_materialize_with_every_check_passing(sample_run) -> None:
     failed_blocking = [
         e.check_name
         for e in evaluations
-        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+        if not e.passed
+        and e.severity == dg.AssetCheckSeverity.ERROR
+        and e.check_name not in WALL_CLOCK_CHECKS
     ]
     assert not failed_blocking
     assert {e.check_name for e in evaluations} >= {

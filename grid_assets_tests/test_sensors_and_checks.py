@@ -1,4 +1,7 @@
-"""Tier 2: sensors, checks and the schedule invoked directly against a throwaway lakehouse."""
+"""Tier 2: sensors, checks and the schedule invoked directly against a throwaway lakehouse.
+
+The heartbeat and freshness checks, judged against the wall clock, are in
+`test_freshness_checks.py`."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from grid_assets.defs.bronze.checks import heartbeat_gaps, rejected_share
+from grid_assets.defs.bronze.checks import rejected_share
 from grid_assets.defs.bronze.sensors import new_events_sensor
 from grid_assets.defs.gold.schedules import nightly_medallion_schedule
 from grid_assets.defs.silver.checks import events_reconcile
@@ -36,25 +39,6 @@ def test_new_events_sensor_ignores_the_pipelines_own_events(
     apply_new_events(lakehouse)  # writes pipeline.* events after the heartbeat
     after = new_events_sensor(dg.build_sensor_context(resources={"lakehouse": resource}))
     assert isinstance(after, dg.SkipReason)
-
-
-def test_heartbeat_gap_check_fails_when_grid_goes_quiet(
-    tmp_path: Path, lakehouse: Lakehouse
-) -> None:
-    resource = resource_for(lakehouse)
-    write_events(
-        tmp_path / "l" / "a.ndjson",
-        [beat("b1", "2026-01-01T00:00:00Z"), beat("b2", "2026-01-01T00:30:00Z")],
-    )
-    ingest_landing(lakehouse, tmp_path / "l")
-    ok = heartbeat_gaps(lakehouse=resource)
-    assert ok.passed and ok.metadata["max_gap_seconds"].value == 1800
-
-    write_events(tmp_path / "l" / "b.ndjson", [beat("b3", "2026-01-01T03:00:00Z")])
-    ingest_landing(lakehouse, tmp_path / "l")
-    stalled = heartbeat_gaps(lakehouse=resource)
-    assert not stalled.passed and stalled.metadata["max_gap_seconds"].value == 9000
-    assert stalled.severity == dg.AssetCheckSeverity.WARN
 
 
 def test_rejected_share_and_reconciliation(tmp_path: Path, lakehouse: Lakehouse) -> None:

@@ -74,7 +74,6 @@ GOLD_SELECTS: dict[str, Callable[[], Select]] = {
 }
 READ_SELECTS: dict[str, Callable[[], Select]] = {
     "silver.unprocessed_events": lambda: silver_queries.unprocessed_events(0, 1000),
-    "checks.heartbeat_gaps": checks.heartbeat_gaps,
     "checks.last_grid_event_at": checks.last_grid_event_at,
     "checks.rejected_share": checks.rejected_share,
     "checks.reconciliation": checks.reconciliation,
@@ -86,6 +85,17 @@ READ_SELECTS: dict[str, Callable[[], Select]] = {
         for name in checks.silver_violations()
     },
 }
+# The heartbeat check's statements take instants: sent as typed parameters, as the connector
+# sends them (inlined, an instant becomes a string that `unix_timestamp` would parse by pattern).
+# The window opens before the samples' first heartbeat; a zero gap limit lists every gap.
+HEARTBEAT_SELECTS: dict[str, Callable[[], Select]] = {
+    "checks.heartbeat_summary": lambda: checks.heartbeat_summary(
+        NOW, datetime(2026, 1, 1, tzinfo=UTC), 0
+    ),
+    "checks.heartbeat_gaps": lambda: checks.heartbeat_gaps(
+        NOW, datetime(2026, 1, 1, tzinfo=UTC), 0
+    ),
+}
 # Results with a defined order are compared in that order; the rest sorted.
 ORDERED_READS = {"silver.unprocessed_events"}
 
@@ -94,7 +104,7 @@ def _tables_read() -> list[Table]:
     """Every table a compared query reads: the only ones worth copying into Spark."""
     read = {
         table.fullname
-        for build in [*GOLD_SELECTS.values(), *READ_SELECTS.values()]
+        for build in [*GOLD_SELECTS.values(), *READ_SELECTS.values(), *HEARTBEAT_SELECTS.values()]
         for table in find_tables(build(), check_columns=True)
         if isinstance(table, Table)
     }
@@ -254,6 +264,25 @@ def test_read_query_matches_duckdb(loaded: Loaded, name: str) -> None:
     in_order = name in ORDERED_READS
     assert _comparable(spark_columns, spark_rows, sort=not in_order) == _comparable(
         duck_columns, duck_rows, sort=not in_order
+    )
+
+
+@pytest.mark.parametrize("name", list(HEARTBEAT_SELECTS))
+def test_heartbeat_query_with_bound_parameters_matches_duckdb(loaded: Loaded, name: str) -> None:
+    query = HEARTBEAT_SELECTS[name]()
+    compiled = query.compile(
+        dialect=DatabricksDialect(), compile_kwargs={"render_postcompile": True}
+    )
+    sql = str(compiled)
+    args = {key: value for key, value in compiled.params.items() if f":`{key}`" in sql}
+    duck_columns, duck_rows = _on_duckdb(loaded.lakehouse, query)
+    spark_columns, spark_rows = _on_spark(loaded.spark, sql, args=args)
+
+    if loaded.name != "northwind":  # Northwind's orders come without heartbeats
+        assert duck_rows and all(value is not None for value in duck_rows[0])
+    assert spark_columns == duck_columns
+    assert _comparable(spark_columns, spark_rows, sort=False) == _comparable(
+        duck_columns, duck_rows, sort=False
     )
 
 

@@ -2,18 +2,57 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import dagster as dg
+from pydantic import Field
 
 from grid_assets.defs.alerts import alert_webhook_resource
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import LakehouseResource
-from grid_assets.settings import DEFAULT_LANDING_DIR, Settings
+from grid_assets.settings import (
+    DEFAULT_HEARTBEAT_MAX_GAP_S,
+    DEFAULT_HEARTBEAT_MAX_SILENCE_S,
+    DEFAULT_HEARTBEAT_WINDOW_H,
+    DEFAULT_LANDING_DIR,
+    MAX_HEARTBEAT_SECONDS,
+    MAX_HEARTBEAT_WINDOW_H,
+    Settings,
+)
 
 
 class LandingFolder(dg.ConfigurableResource):
     """The folder GRID drops raw NDJSON event files into (`GRID_LANDING_DIR`)."""
 
     path: str = str(DEFAULT_LANDING_DIR)
+
+
+class HeartbeatPolicy(dg.ConfigurableResource):
+    """When GRID counts as silent, for the `heartbeat_gaps` check: the one place that holds the
+    rules (`GRID_HEARTBEAT_MAX_GAP_S`, `GRID_HEARTBEAT_WINDOW_H`, `GRID_HEARTBEAT_MAX_SILENCE_S`;
+    their bounds come from settings, which checks them when the code location loads)."""
+
+    max_gap_seconds: int = Field(
+        default=DEFAULT_HEARTBEAT_MAX_GAP_S,
+        ge=1,
+        le=MAX_HEARTBEAT_SECONDS,
+        description="Longest gap allowed between consecutive heartbeats inside the window.",
+    )
+    window_hours: int = Field(
+        default=DEFAULT_HEARTBEAT_WINDOW_H,
+        ge=1,
+        le=MAX_HEARTBEAT_WINDOW_H,
+        description="The trailing window, counted back from now, whose gaps count.",
+    )
+    max_silence_seconds: int = Field(
+        default=DEFAULT_HEARTBEAT_MAX_SILENCE_S,
+        ge=1,
+        le=MAX_HEARTBEAT_SECONDS,
+        description="Longest silence allowed between the newest heartbeat and now.",
+    )
+
+    def window_start(self, now: datetime) -> datetime:
+        return now - timedelta(hours=self.window_hours)
 
 
 def lakehouse_resource(settings: Settings) -> LakehouseResource:
@@ -39,9 +78,19 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
     )
 
 
+def heartbeat_policy(settings: Settings) -> HeartbeatPolicy:
+    rules = settings.heartbeat
+    return HeartbeatPolicy(
+        max_gap_seconds=rules.max_gap_s,
+        window_hours=rules.window_h,
+        max_silence_seconds=rules.max_silence_s,
+    )
+
+
 def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "lakehouse": lakehouse_resource(settings),
         "landing": LandingFolder(path=str(settings.landing_dir)),
         "alert_webhook": alert_webhook_resource(settings),
+        "heartbeat_policy": heartbeat_policy(settings),
     }

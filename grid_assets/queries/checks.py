@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, Table, and_, func, or_, select
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Select, Table, and_, bindparam, func, or_, select, true
+from sqlalchemy.sql.expression import BindParameter, ColumnElement, Subquery
 
 from grid_assets.ingest.landing import HELD_STATES
+from grid_assets.models.base import Instant
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
@@ -13,24 +17,106 @@ from grid_assets.schemas.values import ORDER_STATUSES
 
 EVENTS = Event.__table__
 HEARTBEAT = "system.heartbeat"
+# The heartbeat check lists at most this many gaps (the longest), so its metadata stays small.
+HEARTBEAT_GAPS_LISTED = 20
 
 
 def grid_events_filter():
     return ~EVENTS.c.event_type.startswith("pipeline.")
 
 
-def heartbeat_gaps() -> Select:
-    """Largest gap (seconds) between consecutive heartbeats, the heartbeat count and the latest."""
-    ordered = (
+def _heartbeats_until(now: BindParameter) -> ColumnElement[bool]:
+    """Heartbeats stamped at or before `now`: one stamped in the future (a skewed clock, a bad
+    event) is no sign of life now, and would otherwise hide a silence until that time."""
+    return and_(EVENTS.c.event_type == HEARTBEAT, EVENTS.c.occurred_at <= now)
+
+
+def _heartbeat_intervals(window_start: BindParameter, now: BindParameter) -> Subquery:
+    """Every heartbeat inside the window with the one before it (`started_at`, NULL for the
+    first ever) and the seconds between them, paired by a window function in the engine.
+
+    The last heartbeat before the window is read only to start the first gap ending inside it,
+    so a silence across the window's start counts, with its true start; older heartbeats are
+    not read."""
+    is_beat = _heartbeats_until(now)
+    last_before = (
+        select(func.max(EVENTS.c.occurred_at))
+        .where(is_beat, EVENTS.c.occurred_at < window_start)
+        .scalar_subquery()
+    )
+    beats = (
         select(
-            EVENTS.c.occurred_at,
-            func.lag(EVENTS.c.occurred_at).over(order_by=EVENTS.c.occurred_at).label("previous"),
+            func.lag(EVENTS.c.occurred_at).over(order_by=EVENTS.c.occurred_at).label("started_at"),
+            EVENTS.c.occurred_at.label("ended_at"),
         )
-        .where(EVENTS.c.event_type == HEARTBEAT)
+        .where(is_beat, EVENTS.c.occurred_at >= func.coalesce(last_before, window_start))
         .subquery("beats")
     )
-    gap = seconds_between(ordered.c.previous, ordered.c.occurred_at)
-    return select(func.max(gap), func.count(), func.max(ordered.c.occurred_at))
+    return (
+        select(
+            beats.c.started_at,
+            beats.c.ended_at,
+            seconds_between(beats.c.started_at, beats.c.ended_at).label("gap_seconds"),
+        )
+        .where(beats.c.ended_at >= window_start)
+        .subquery("in_window")
+    )
+
+
+def _heartbeat_params(
+    now: datetime, window_start: datetime, max_gap_seconds: int
+) -> tuple[BindParameter, BindParameter, BindParameter]:
+    return (
+        bindparam("now", now, type_=Instant),
+        bindparam("window_start", window_start, type_=Instant),
+        bindparam("max_gap_seconds", max_gap_seconds, type_=BigInteger),
+    )
+
+
+def heartbeat_summary(now: datetime, window_start: datetime, max_gap_seconds: int) -> Select:
+    """One row: heartbeats inside the window (`window_start` to `now`), the longest gap between
+    consecutive heartbeats ending inside it, how many gaps exceed `max_gap_seconds`, the newest
+    heartbeat and the seconds from it to `now` (NULL without any heartbeat)."""
+    until, start, max_gap = _heartbeat_params(now, window_start, max_gap_seconds)
+    gaps = _heartbeat_intervals(start, until)
+    stats = select(
+        func.count().label("heartbeats"),
+        func.max(gaps.c.gap_seconds).label("max_gap_seconds"),
+        func.count().filter(gaps.c.gap_seconds > max_gap).label("gaps_over_limit"),
+    ).subquery("stats")
+    newest = (
+        select(func.max(EVENTS.c.occurred_at).label("last_heartbeat_at"))
+        .where(_heartbeats_until(until))
+        .subquery("newest")
+    )
+    silence = seconds_between(newest.c.last_heartbeat_at, until)
+    return select(
+        stats.c.heartbeats,
+        stats.c.max_gap_seconds,
+        stats.c.gaps_over_limit,
+        newest.c.last_heartbeat_at,
+        silence.label("silence_seconds"),
+    ).select_from(stats.join(newest, true()))
+
+
+def heartbeat_gaps(
+    now: datetime,
+    window_start: datetime,
+    max_gap_seconds: int,
+    limit: int = HEARTBEAT_GAPS_LISTED,
+) -> Select:
+    """The longest gaps (at most `limit`) over `max_gap_seconds` between consecutive heartbeats,
+    each ending inside the window: `started_at`, `ended_at`, `gap_seconds`, longest first."""
+    until, start, max_gap = _heartbeat_params(now, window_start, max_gap_seconds)
+    gaps = _heartbeat_intervals(start, until)
+    return (
+        select(gaps.c.started_at, gaps.c.ended_at, gaps.c.gap_seconds)
+        .where(gaps.c.gap_seconds > max_gap)
+        .order_by(gaps.c.gap_seconds.desc(), gaps.c.ended_at.desc())
+        # Inlined, as a small constant of this code: the LIMIT then never depends on whether a
+        # warehouse accepts a parameter marker there.
+        .limit(bindparam("gaps_listed", int(limit), literal_execute=True))
+    )
 
 
 def last_grid_event_at() -> Select:

@@ -6,35 +6,67 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_FILES_KEY, REJECTED_KEY
+from grid_assets.defs.resources import HeartbeatPolicy
 from grid_assets.models.bronze import Event
 from grid_assets.queries import checks as q
 from grid_assets.resources.lakehouse import LakehouseResource
 
-# GRID emits a heartbeat every few minutes; an hour of silence means something stopped.
-HEARTBEAT_MAX_GAP_S = 3600
 FRESHNESS_MAX_LAG_S = 6 * 3600
 REJECTED_MAX_SHARE = 0.05
 
 
 @dg.asset_check(
     asset=EVENTS_KEY,
-    description="No gap between consecutive GRID heartbeats is "
-    "longer than an hour (measured on occurred_at, inside the engine).",
+    description="GRID is alive: in the trailing window (GRID_HEARTBEAT_WINDOW_H, 24 h by "
+    "default) no gap between consecutive system.heartbeat events is longer than "
+    "GRID_HEARTBEAT_MAX_GAP_S, and the newest heartbeat is at most GRID_HEARTBEAT_MAX_SILENCE_S "
+    "old (both an hour by default; measured on occurred_at against the wall clock, in the "
+    "engine). An error, not blocking: the events that did arrive are still processed.",
 )
-def heartbeat_gaps(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+def heartbeat_gaps(
+    lakehouse: LakehouseResource, heartbeat_policy: HeartbeatPolicy
+) -> dg.AssetCheckResult:
+    policy = heartbeat_policy
+    now = datetime.now(UTC)
+    window_start = policy.window_start(now)
     with lakehouse.get_lakehouse().connect() as conn:
-        max_gap, beats, last_beat = conn.execute(q.heartbeat_gaps()).one()
-    passed = beats > 0 and (max_gap or 0) <= HEARTBEAT_MAX_GAP_S
+        summary = conn.execute(q.heartbeat_summary(now, window_start, policy.max_gap_seconds)).one()
+        gaps = conn.execute(q.heartbeat_gaps(now, window_start, policy.max_gap_seconds)).all()
+    # NULL without any heartbeat; negative if the newest one is stamped in the future.
+    silence = None if summary.silence_seconds is None else int(summary.silence_seconds)
+    problems = []
+    if silence is None:
+        problems.append("no system.heartbeat event was ever recorded")
+    elif silence > policy.max_silence_seconds:
+        problems.append(
+            f"no heartbeat for {silence} s (allowed {policy.max_silence_seconds} s; "
+            f"last at {summary.last_heartbeat_at})"
+        )
+    if summary.gaps_over_limit:
+        problems.append(
+            f"{int(summary.gaps_over_limit)} gap(s) over {policy.max_gap_seconds} s in the last "
+            f"{policy.window_hours} h, the longest {int(summary.max_gap_seconds)} s"
+        )
     return dg.AssetCheckResult(
-        passed=bool(passed),
-        severity=dg.AssetCheckSeverity.WARN,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "heartbeats": int(beats),
-            "max_gap_seconds": int(max_gap or 0),
-            "allowed_gap_seconds": HEARTBEAT_MAX_GAP_S,
-            "last_heartbeat_at": str(last_beat),
+            "heartbeats_in_window": int(summary.heartbeats),
+            "window_start": str(window_start),
+            "max_gap_seconds": int(summary.max_gap_seconds or 0),
+            "gaps_over_limit": int(summary.gaps_over_limit),
+            "allowed_gap_seconds": policy.max_gap_seconds,
+            "gaps": dg.MetadataValue.json(
+                [
+                    {"start": str(start), "end": str(end), "seconds": int(seconds)}
+                    for start, end, seconds in gaps
+                ]
+            ),
+            "last_heartbeat_at": str(summary.last_heartbeat_at),
+            "silence_seconds": -1 if silence is None else silence,
+            "allowed_silence_seconds": policy.max_silence_seconds,
         },
-        description=None if passed else "GRID heartbeat missing or interrupted",
+        description="GRID heartbeat: " + "; ".join(problems) if problems else None,
     )
 
 
