@@ -11,11 +11,12 @@ import dagster as dg
 from grid_assets.defs.alerts import alerts_sensor
 from grid_assets.defs.bronze.assets import bronze_ingest
 from grid_assets.defs.bronze.checks import bronze_checks
+from grid_assets.defs.bronze.schedules import freshness_checks_schedule
 from grid_assets.defs.bronze.sensors import bronze_sensors
 from grid_assets.defs.gold.assets import gold_assets
 from grid_assets.defs.gold.checks import gold_checks
 from grid_assets.defs.gold.schedules import nightly_medallion_schedule
-from grid_assets.defs.jobs import medallion_job, silver_gold_job
+from grid_assets.defs.jobs import freshness_checks_job, medallion_job, silver_gold_job
 from grid_assets.defs.resources import resources
 from grid_assets.defs.silver.assets import silver_apply_events
 from grid_assets.defs.silver.checks import silver_checks
@@ -32,8 +33,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_job, silver_gold_job],
-            schedules=[nightly_medallion_schedule],
+            jobs=[medallion_job, silver_gold_job, freshness_checks_job],
+            schedules=[nightly_medallion_schedule, freshness_checks_schedule],
             sensors=[alerts_sensor],
             resources=resources(settings),
             # The embedded file admits one writer process at a time: run steps in one process.

@@ -49,8 +49,15 @@ def test_definitions_validate_and_expose_the_graph(tmp_path: Path) -> None:
         ("gold/revenue_by_category", "category_revenue_reconciles"),
         ("gold/daily_revenue", "daily_revenue_reconciles"),
     }
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"medallion_job", "silver_gold_job"}
-    assert {s.name for s in defs.schedules or []} == {"nightly_medallion_schedule"}
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {
+        "medallion_job",
+        "silver_gold_job",
+        "freshness_checks_job",
+    }
+    assert {s.name for s in defs.schedules or []} == {
+        "nightly_medallion_schedule",
+        "freshness_checks_schedule",
+    }
     assert {s.name for s in defs.sensors or []} == {
         "landing_files_sensor",
         "new_events_sensor",
@@ -77,3 +84,18 @@ def test_alerts_sensor_runs_by_default_and_only_logs_without_a_webhook(tmp_path:
     assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
     assert not sensor.targets  # it reads the event log; it starts no run
     assert (defs.resources or {})["alert_webhook"].url is None  # type: ignore[union-attr]
+
+
+def test_freshness_checks_job_holds_the_two_silence_checks_and_no_asset(tmp_path: Path) -> None:
+    defs = build_definitions(local_settings(tmp_path / "landing", tmp_path / "db.duckdb"))
+    job = defs.resolve_job_def("freshness_checks_job")
+    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+    assert checks == {"heartbeat_gaps", "events_freshness"}
+    assert not job.asset_layer.executable_asset_keys
+    assert {node.name for node in job.graph.node_defs} == {
+        "bronze__events_heartbeat_gaps",
+        "bronze__events_events_freshness",
+    }
+    schedule = defs.resolve_schedule_def("freshness_checks_schedule")
+    assert schedule.job_name == "freshness_checks_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

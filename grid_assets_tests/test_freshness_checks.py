@@ -1,5 +1,5 @@
-"""GRID's silence is noticed: heartbeat_gaps and events_freshness against the wall clock, and
-the settings behind them."""
+"""GRID's silence is noticed: heartbeat_gaps and events_freshness against the wall clock, their
+settings, and the checks-only job and schedule that evaluate them every 15 minutes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 
 from grid_assets.definitions import build_definitions
 from grid_assets.defs.bronze.checks import events_freshness, heartbeat_gaps
+from grid_assets.defs.bronze.schedules import freshness_checks_schedule
 from grid_assets.defs.resources import HeartbeatPolicy, heartbeat_policy
 from grid_assets.models.bronze import Event
 from grid_assets.queries.checks import HEARTBEAT_GAPS_LISTED
@@ -28,7 +29,7 @@ from grid_assets.settings import (
     HeartbeatRules,
     load_settings,
 )
-from grid_assets_tests.conftest import run_medallion, write_events
+from grid_assets_tests.conftest import local_settings, run_medallion, write_events
 
 EVENTS = Event.__table__
 HOUR = timedelta(hours=1)
@@ -334,3 +335,49 @@ def test_the_resource_refuses_rules_outside_the_bounds() -> None:
         HeartbeatPolicy(max_gap_seconds=0)
     with pytest.raises(ValidationError, match="window_hours"):
         HeartbeatPolicy(window_hours=721)
+
+
+# --- the checks-only job and its schedule -------------------------------------------------------
+
+
+def test_the_freshness_job_evaluates_the_checks_and_materializes_nothing(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
+    now = utc_now()
+    insert_events(lakehouse, "system.heartbeat", beats(now - 30 * HOUR, now - 3 * HOUR))
+    insert_events(lakehouse, "order.paid", [now - HOUR])
+    with lakehouse.connect() as conn:
+        rows_before = conn.execute(select(func.count()).select_from(EVENTS)).scalar_one()
+    lakehouse.engine.dispose()  # the run opens the file itself
+    db = Path(str(lakehouse.engine.url.database))
+    defs = build_definitions(local_settings(tmp_path / "landing", db))
+    job = defs.resolve_job_def("freshness_checks_job")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    # A failing heartbeat check is an error, not a failed run: nothing downstream depends on it.
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"heartbeat_gaps", "events_freshness"}
+    assert not evaluations["heartbeat_gaps"].passed
+    assert evaluations["heartbeat_gaps"].severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations["events_freshness"].passed
+    assert result.get_asset_materialization_events() == []
+    assert not [
+        e
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ]
+    assert set(job.asset_layer.executable_asset_keys) == set()
+    with lakehouse.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(EVENTS)).scalar_one() == rows_before
+
+
+def test_the_schedule_runs_the_checks_every_15_minutes() -> None:
+    assert freshness_checks_schedule.cron_schedule == "*/15 * * * *"
+    assert freshness_checks_schedule.execution_timezone == "UTC"
+    assert freshness_checks_schedule.job_name == "freshness_checks_job"
+    assert freshness_checks_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    [request] = freshness_checks_schedule.evaluate_tick(dg.build_schedule_context()).run_requests
+    assert request.job_name in (None, "freshness_checks_job")
