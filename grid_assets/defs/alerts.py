@@ -1,8 +1,8 @@
 """Alerts from the Dagster instance: `alerts_sensor`, `AlertWebhook`, and `grid run`'s alerts.
 
-Both read the same records of the instance's event log: each check's latest execution record
-(its ASSET_CHECK_EVALUATION event; on the default SQLite storage these are indexed across runs,
-unlike a plain event query by storage id) and the RUN_FAILURE / RUN_SUCCESS status changes.
+Both read the same records of the instance's event log: each check's latest finished execution
+record (its ASSET_CHECK_EVALUATION event; on the default SQLite storage these are indexed across
+runs, unlike a plain event query by storage id) and the RUN_FAILURE / RUN_SUCCESS status changes.
 What is news and what the message says is decided by `grid_assets.alerts`.
 
 Where the open incidents are kept:
@@ -22,6 +22,8 @@ import logging
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
+
+# Not re-exported by `dagster`: the statuses of an execution record whose evaluation is stored.
 from dagster._core.storage.asset_check_execution_record import (
     COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
 )
@@ -172,6 +174,7 @@ def run_observations(
 
 
 def _checks_of(graph) -> dict[dg.AssetCheckKey, str | None]:
+    """Every check of `graph` (an asset graph) with its definition's description."""
     return {key: graph.get_check_spec(key).description for key in graph.asset_check_keys}
 
 
