@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select
 from grid_assets.definitions import build_definitions
 from grid_assets.defs.bronze.checks import events_freshness, heartbeat_gaps
 from grid_assets.defs.bronze.schedules import freshness_checks_schedule
+from grid_assets.defs.gold.assets import gold_assets
 from grid_assets.defs.resources import HeartbeatPolicy, heartbeat_policy
 from grid_assets.models.bronze import Event
 from grid_assets.queries.checks import HEARTBEAT_GAPS_LISTED
@@ -381,3 +382,15 @@ def test_the_schedule_runs_the_checks_every_15_minutes() -> None:
     assert freshness_checks_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     [request] = freshness_checks_schedule.evaluate_tick(dg.build_schedule_context()).run_requests
     assert request.job_name in (None, "freshness_checks_job")
+
+
+# --- Gold freshness ------------------------------------------------------------------------------
+
+
+def test_gold_assets_carry_the_nightly_freshness_policy() -> None:
+    nightly = dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
+    )
+    specs = [spec for asset in gold_assets for spec in asset.specs]
+    assert len(specs) == 4
+    assert all(spec.freshness_policy == nightly for spec in specs), specs

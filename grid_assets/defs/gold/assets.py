@@ -1,5 +1,7 @@
 """Gold assets: analytical tables recomputed inside the engine from Silver."""
 
+from datetime import timedelta
+
 import dagster as dg
 from sqlalchemy import literal
 
@@ -11,6 +13,12 @@ from grid_assets.models.base import Base, Instant
 from grid_assets.resources.lakehouse import LakehouseResource
 
 GOLD_DEPS = [silver_key("products"), silver_key("orders"), silver_key("order_items")]
+# Gold is rebuilt by the nightly run (02:00 UTC, gold/schedules.py), which takes minutes (README,
+# Performance): a Gold table warns when its latest build is over 25 h old (tonight's build not
+# done an hour after it was due) and fails past 26 h.
+GOLD_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
+)
 
 
 def _model_for(name: str) -> type:
@@ -28,7 +36,11 @@ def _gold_asset(name: str) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name=f"gold_{name}",
-        specs=[table_spec(_model_for(name), deps=GOLD_DEPS, lineage=lineage)],
+        specs=[
+            table_spec(_model_for(name), deps=GOLD_DEPS, lineage=lineage).replace_attributes(
+                freshness_policy=GOLD_FRESHNESS
+            )
+        ],
         pool=LAKEHOUSE_WRITER_POOL,
     )
     def _asset(
