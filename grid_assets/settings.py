@@ -80,6 +80,13 @@ ALERT_ON_WARN_VAR = "GRID_ALERT_ON_WARN"
 # The Dagster UI that alert messages link runs to.
 UI_BASE_URL_VAR = "GRID_UI_BASE_URL"
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+# Production, optional: the Unity Catalog volume bulk writes travel through as Parquet files
+# (README, Production). Unset, it is derived: the volume `grid_staging` in the Bronze schema,
+# which the pipeline creates with its schemas. Set, it must name an existing volume exactly.
+STAGING_VOLUME_VAR = "DATABRICKS_STAGING_VOLUME"
+DERIVED_STAGING_VOLUME = "grid_staging"
+_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+STAGING_VOLUME_PATTERN = re.compile(rf"^/Volumes/{_NAME}/{_NAME}/{_NAME}$")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -126,6 +133,7 @@ class Settings:
     duckdb_lock_timeout_s: int = DEFAULT_DUCKDB_LOCK_TIMEOUT_S
     alerts: AlertSettings = field(default_factory=AlertSettings)
     heartbeat: HeartbeatRules = field(default_factory=HeartbeatRules)
+    staging_volume: str | None = None  # production: as set, or None when derived
 
     @property
     def is_local(self) -> bool:
@@ -246,6 +254,22 @@ def heartbeat_rules(environ: Mapping[str, str] | None = None) -> HeartbeatRules:
     )
 
 
+def staging_volume_problem(raw: str) -> str | None:
+    """Why `raw` cannot be a DATABRICKS_STAGING_VOLUME, or None."""
+    if STAGING_VOLUME_PATTERN.fullmatch(raw):
+        return None
+    return (
+        f"{STAGING_VOLUME_VAR} must be a Unity Catalog volume path "
+        "/Volumes/<catalog>/<schema>/<volume> (each a plain identifier, no trailing slash); "
+        f"got {raw[:120]!r}"
+    )
+
+
+def derived_staging_volume(catalog: str, schema_prefix: str = "") -> str:
+    """The staging volume used when DATABRICKS_STAGING_VOLUME is unset."""
+    return f"/Volumes/{catalog}/{schema_prefix}bronze/{DERIVED_STAGING_VOLUME}"
+
+
 def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Everything wrong with the production variables, one sentence each, no values echoed."""
     env = _environ(environ)
@@ -271,6 +295,9 @@ def databricks_problems(environ: Mapping[str, str] | None = None) -> list[str]:
         )
     timeout = env.get(CONNECT_TIMEOUT_VAR, "").strip()
     if timeout and (problem := connect_timeout_problem(timeout)):
+        problems.append(problem)
+    volume = env.get(STAGING_VOLUME_VAR, "").strip()
+    if volume and (problem := staging_volume_problem(volume)):
         problems.append(problem)
     return problems
 
@@ -359,4 +386,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         connect_timeout_s=int(timeout) if timeout else None,
         alerts=alerts,
         heartbeat=heartbeat,
+        staging_volume=env.get(STAGING_VOLUME_VAR, "").strip() or None,
     )

@@ -2,6 +2,7 @@
 
     python scripts/bench.py --events 10000 100000 1000000 3000000
     python scripts/bench.py --events 6000000 --grid-only   # `grid run` alone: time and peak RSS
+    python scripts/bench.py --databricks-statements --events 100000   # statements, files, bytes
 
 For each N it generates N lines of GRID traffic (seeded, once, cached under --workdir), then runs,
 each in a fresh child process on a fresh DuckDB file:
@@ -181,7 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only `grid run` (time and peak RSS), not the stages or the references",
     )
+    parser.add_argument(
+        "--databricks-statements",
+        action="store_true",
+        help="count what the production write path sends to Databricks (scripts/bench_databricks.py)",
+    )
     args = parser.parse_args(argv)
+    if args.databricks_statements:
+        from scripts.bench_databricks import measure, render
+
+        for n in args.events:
+            landing = ensure_traffic(args.workdir, n, args.seed, args.files)
+            print(render(n, measure(landing)), flush=True)
+        return 0
     results = []
     for n in args.events:
         results.append(bench_one(args.workdir, n, args.seed, args.files, args.grid_only))

@@ -75,6 +75,7 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
         catalog=dg.EnvVar("DATABRICKS_CATALOG"),
         schema_prefix=settings.schema_prefix,
         connect_timeout_seconds=timeout,
+        staging_volume=settings.staging_volume,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, PrivateAttr, field_validator
 from sqlalchemy import (
     Column,
     Connection,
@@ -37,18 +37,29 @@ from grid_assets.models import metadata
 from grid_assets.models.base import LAYERS
 from grid_assets.queries.dialect import InsertOverwrite
 from grid_assets.resources import engines
+from grid_assets.resources.staging import (
+    ArrowScan,
+    Stager,
+    VolumeStaging,
+    relation_name,
+    sdk_files,
+)
 from grid_assets.settings import (
     DEFAULT_DUCKDB_LOCK_TIMEOUT_S,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     DUCKDB_LOCK_TIMEOUT_VAR,
     ConfigurationError,
+    derived_staging_volume,
     lock_timeout_problem,
+    staging_volume_problem,
     validate_identifier,
 )
 
 # Databricks allows at most 256 named parameters per statement.
 MAX_PARAMS_PER_STATEMENT = 256
+# How long one Files API call (upload, list, delete) may keep retrying.
+FILES_RETRY_TIMEOUT_S = 120
 log = logging.getLogger(__name__)
 # The SQL-standard catalog view both engines have: which columns each existing table has.
 _COLUMNS = Table(
@@ -102,6 +113,16 @@ class Lakehouse:
     engine: Engine
     schema_prefix: str = ""
     lock_timeout_s: float = float(DEFAULT_DUCKDB_LOCK_TIMEOUT_S)
+    # How batches reach SQL (resources.staging): an Arrow scan on DuckDB, Parquet files in a
+    # volume on Databricks. Without one on Databricks, batches go as chunked multi-row VALUES
+    # into a scratch table: the row path, kept for comparison (scripts/bench.py).
+    stager: Stager | None = None
+    # A volume the pipeline itself creates (the derived default), as catalog.schema.volume.
+    create_volume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stager is None:
+            self.stager = ArrowScan() if self.dialect == "duckdb" else ScratchTables(self)
 
     @property
     def dialect(self) -> str:
@@ -170,10 +191,17 @@ class Lakehouse:
     def create_tables(self) -> None:
         """Create the layer schemas and every table if missing; safe to call on every run.
 
+        On Databricks it runs once per run and process (the DDL costs a statement per table):
+        later calls for the same run return at once. The first also creates the derived
+        staging volume and sweeps files left in it by earlier runs.
+
         A table left by an earlier layout (a model column missing) is rebuilt when what it holds
         can be rebuilt: Gold tables (recomputed every run) and `bronze.ingested_files` (without
         it, Bronze reads the landing files again, and every line already stored is recognised
         as a duplicate or a known rejected line). Any other stale table stops with one error."""
+        once = self._run_key()
+        if once is not None and once in _PREPARED_RUNS:
+            return
         with self.begin() as conn:
             for layer in LAYERS:
                 conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
@@ -194,6 +222,18 @@ class Lakehouse:
                 )
                 table.drop(conn)
             metadata.create_all(conn, checkfirst=True)
+            if self.create_volume is not None:
+                conn.execute(text(f"CREATE VOLUME IF NOT EXISTS {self.create_volume}"))
+        if isinstance(self.stager, VolumeStaging):
+            self.stager.sweep()
+        if once is not None:
+            _PREPARED_RUNS.add(once)
+
+    def _run_key(self) -> tuple[str, str, str] | None:
+        """What identifies one run's DDL on Databricks (None on DuckDB, which runs it always)."""
+        if not isinstance(self.stager, VolumeStaging):
+            return None
+        return (str(self.engine.url), self.schema_prefix, self.stager.run_id)
 
     def _stale_tables(self, conn: Connection) -> dict[Table, list[str]]:
         """Existing tables missing a column of their model, with the missing columns."""
@@ -217,8 +257,8 @@ class Lakehouse:
     @contextmanager
     def staged(self, conn: Connection, rows: pa.Table, like: Table) -> Iterator[FromClause]:
         """Expose `rows` to SQL as a relation typed like `like`'s columns, for INSERT/MERGE ...
-        SELECT. DuckDB scans the Arrow buffers in place; other engines get a scratch table."""
-        name = f"stage_{like.name}_{uuid.uuid4().hex[:12]}"
+        SELECT: an Arrow scan on DuckDB, a Parquet file in the staging volume on Databricks
+        (`resources.staging`). Columns not in `like` keep their Arrow type."""
         columns = [like.c[n].copy() for n in rows.column_names if n in like.c] + [
             Column(n, _arrow_to_sql_type(rows.schema.field(n).type))
             for n in rows.column_names
@@ -227,29 +267,17 @@ class Lakehouse:
         for column in columns:
             column.primary_key = False
             column.nullable = True
-            column.comment = None  # the model's description is for the real table, not a scratch
-        if self.dialect == "duckdb":
-            relation = Table(name, MetaData(), *columns)
-            raw = conn.connection.driver_connection
-            raw.register(name, rows)  # type: ignore[union-attr]
-            try:
-                yield relation
-            finally:
-                raw.unregister(name)  # type: ignore[union-attr]
-            return
-        relation = Table(name, MetaData(), *columns, schema=like.schema)
-        relation.create(conn)
-        try:
-            self._insert_chunked(conn, relation, rows)
+            column.comment = None  # the model's description is for the real table, not a stage
+        assert self.stager is not None  # set in __post_init__
+        with self.stager.stage(conn, rows, like, columns) as relation:
             yield relation
-        finally:
-            relation.drop(conn)
 
     def bulk_insert(self, conn: Connection, table: Table, rows: pa.Table) -> int:
-        """Append rows in bulk: an Arrow scan on DuckDB, multi-row VALUES elsewhere."""
+        """Append rows in bulk: one INSERT ... SELECT from the staged batch (multi-row VALUES
+        on the row path)."""
         if rows.num_rows == 0:
             return 0
-        if self.dialect != "duckdb":
+        if isinstance(self.stager, ScratchTables):
             return self._insert_chunked(conn, table, rows)
         with self.staged(conn, rows, table) as stage:
             names = rows.column_names
@@ -296,6 +324,32 @@ class Lakehouse:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+# Runs whose schema DDL has run in this process (Databricks; see Lakehouse.create_tables).
+_PREPARED_RUNS: set[tuple[str, str, str]] = set()
+
+
+@dataclass
+class ScratchTables:
+    """The row path on Databricks: a scratch table in the target's schema filled by multi-row
+    VALUES under the parameter cap, dropped after use. About rows / (256 // columns)
+    statements a batch; production stages files instead (`staging.VolumeStaging`)."""
+
+    lakehouse: Lakehouse
+
+    @contextmanager
+    def stage(
+        self, conn: Connection, rows: pa.Table, like: Table, columns: list[Column]
+    ) -> Iterator[FromClause]:
+        name = f"{relation_name(like)}_{uuid.uuid4().hex[:12]}"
+        relation = Table(name, MetaData(), *columns, schema=like.schema)
+        relation.create(conn)
+        try:
+            self.lakehouse._insert_chunked(conn, relation, rows)
+            yield relation
+        finally:
+            relation.drop(conn)
+
+
 def _arrow_to_sql_type(arrow_type: pa.DataType):
     from sqlalchemy import BigInteger, Boolean, DateTime, Numeric, String
 
@@ -329,6 +383,22 @@ class LakehouseResource(dg.ConfigurableResource):
     connect_timeout_seconds: int = engines.DEFAULT_CONNECT_TIMEOUT_S
     # Local only: how long to wait for DuckDB's file lock (GRID_DUCKDB_LOCK_TIMEOUT_S).
     lock_timeout_seconds: int = DEFAULT_DUCKDB_LOCK_TIMEOUT_S
+    # Production: the volume bulk writes travel through (DATABRICKS_STAGING_VOLUME); None
+    # derives /Volumes/<catalog>/<prefix>bronze/grid_staging, created with the schemas.
+    staging_volume: str | None = None
+    _run_id: str | None = PrivateAttr(default=None)
+
+    @field_validator("staging_volume")
+    @classmethod
+    def _check_staging_volume(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and (problem := staging_volume_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Staged file names carry the run id, so a retried step finds its own batches.
+        self._run_id = context.run_id
 
     def get_lakehouse(self) -> Lakehouse:
         if self.environment == "local":
@@ -357,7 +427,24 @@ class LakehouseResource(dg.ConfigurableResource):
             catalog,
             self.connect_timeout_seconds,
         )
-        return Lakehouse(engine, self.schema_prefix, float(self.lock_timeout_seconds))
+        volume, create = self.staging_volume, None
+        if volume is None:
+            volume = derived_staging_volume(catalog, self.schema_prefix)
+            create = ".".join(volume.split("/")[2:])  # catalog.schema.volume
+        elif problem := staging_volume_problem(volume):
+            raise ConfigurationError(problem)
+        target = engines.DatabricksTarget.of(engine)
+        files = sdk_files(
+            f"https://{target.address}", str(self.access_token).strip(), FILES_RETRY_TIMEOUT_S
+        )
+        stager = VolumeStaging(volume, files, self._run_id or f"adhoc-{uuid.uuid4().hex[:12]}")
+        return Lakehouse(
+            engine,
+            self.schema_prefix,
+            float(self.lock_timeout_seconds),
+            stager=stager,
+            create_volume=create,
+        )
 
 
 def ping(lakehouse: Lakehouse) -> None:
