@@ -144,10 +144,10 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
         from grid_assets.defs.alerts import send_run_alerts
 
         send_run_alerts(instance, defs)  # failed checks and runs, once per incident; never raises
-        summary = run_report.summarize(result, job)
+        report = run_report.summarize(result, job)
     if reply is not None:
-        _reply(reply, summary)
-        raise typer.Exit(0 if summary["success"] else 1)
+        _reply(reply, report)
+        raise typer.Exit(0 if report["success"] else 1)
     materialized = [
         (str(event.asset_key.to_user_string()), event.materialization.metadata)
         for event in result.get_asset_materialization_events()
@@ -173,9 +173,8 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             evaluation.severity.value,
             label,
         )
-        # Only a blocking check fails the run; an error that is not blocking (heartbeat_gaps:
-        # GRID is silent) is reported in the table above and in Dagster, not in the exit status.
-        if not ok and evaluation.severity.value == "ERROR" and evaluation.blocking:
+        # Only a blocking check fails the run (the same rule as --json's exit status).
+        if run_report.is_failed_blocking(evaluation):
             failed_checks.append(evaluation.check_name)
     console.print(checks)
 
