@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ from sqlalchemy import select
 
 from grid_assets.etl import bronze
 from grid_assets.etl.bronze import ingest_landing
-from grid_assets.ingest.landing import COMPLETE, PARTIAL_LINE, REWRITTEN, UNREADABLE
+from grid_assets.ingest.landing import (
+    COMPLETE,
+    PARTIAL_LINE,
+    REWRITTEN,
+    TAIL_QUIET_S,
+    UNREADABLE,
+)
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.queries.checks import held_landing_files
 from grid_assets.resources.lakehouse import Lakehouse
@@ -121,7 +128,11 @@ def test_an_unterminated_last_line_is_taken_once_the_file_stops_changing(
     (landing / "a.ndjson").write_text(lines(1, 2) + event(3))
     ingest_landing(lakehouse, landing)
     assert len(event_ids(lakehouse)) == 2
-    ingest_landing(lakehouse, landing)  # same size as the run that saw the unfinished line
+    ingest_landing(lakehouse, landing)  # unchanged, but written moments ago: not yet
+    assert len(event_ids(lakehouse)) == 2
+    quiet = time.time() - TAIL_QUIET_S - 1
+    os.utime(landing / "a.ndjson", (quiet, quiet))
+    ingest_landing(lakehouse, landing)  # same size as the run that saw it, and left alone
     assert len(event_ids(lakehouse)) == 3
     row = file_row(lakehouse, "a.ndjson")
     assert (row.state, row.lines_read, row.tail_bytes) == (COMPLETE, 3, 0)

@@ -2,14 +2,15 @@
 
 A final line without its newline is not yet a line: it is neither ingested, rejected nor counted,
 and is left for a later run. A plain file's final line is taken as complete once a run finds the
-file the same size as the previous run that saw it (the writer has stopped); a gzipped file's,
-once its gzip stream has ended properly.
+file the same size as the previous run that saw it and untouched for `TAIL_QUIET_S` (the writer
+has stopped); a gzipped file's, once its gzip stream has ended properly.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from grid_assets.etl.bronze import BronzeResult, ingest_landing
+from grid_assets.ingest.landing import TAIL_QUIET_S
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
 from grid_assets.resources.lakehouse import Lakehouse
 
@@ -113,6 +115,11 @@ def test_a_last_line_that_never_gets_its_newline_is_taken_once_the_file_stops_gr
     )
     assert (first.lines_read, first.rejected) == (3, 0)
 
+    again = ingest_landing(lakehouse, landing)  # unchanged, but modified moments ago: wait
+    assert (again.lines_read, len(grid_events(lakehouse))) == (0, 3)
+
+    quiet = time.time() - TAIL_QUIET_S - 1
+    os.utime(landing / "events.jsonl", (quiet, quiet))  # left alone since, as a stopped writer
     second = ingest_landing(lakehouse, landing)  # same size as the run before: complete
     assert grid_events(lakehouse)[-1] == ("e-4", "events.jsonl", 4)
     assert len(grid_events(lakehouse)) == 4

@@ -5,7 +5,8 @@ What a reader guarantees (and `bronze.ingested_files` records):
 - Only complete lines are consumed. A final line without its newline may still be being
   written; it is left for a later run, unless the file has ended for sure: a gzip stream that
   ended properly, or a plain file found at exactly the size it had when a previous run saw that
-  same unfinished line (its writer has stopped; see `FileRead.complete_through`).
+  same unfinished line and not modified for `TAIL_QUIET_S` seconds (its writer has stopped; see
+  `FileRead.complete_through`).
 - Reading resumes at the byte offset after the last consumed line (in the decompressed stream
   for `.gz`), never by counting lines again.
 - What was read is fingerprinted (the first and the last `FINGERPRINT_BLOCK` bytes before the
@@ -20,6 +21,7 @@ import gzip
 import hashlib
 import os
 import stat
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,10 @@ from typing import BinaryIO, NamedTuple
 
 LANDING_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 FINGERPRINT_BLOCK = 16 * 1024
+# How long a plain file must have been left alone before its unterminated last line, already
+# seen unfinished by an earlier run, counts as complete: runs can follow each other within
+# milliseconds, and a writer may pause mid-line for a moment.
+TAIL_QUIET_S = 10.0
 UTF8_BOM = b"\xef\xbb\xbf"
 
 # ingested_files.state
@@ -45,6 +51,7 @@ class LandingFile:
     name: str  # relative to the landing folder; the stable identity used in Bronze
     path: Path
     size_bytes: int
+    modified_at: float = 0.0  # st_mtime, seconds since the epoch
 
     @property
     def compressed(self) -> bool:
@@ -117,7 +124,7 @@ def scan_landing(landing_dir: Path) -> tuple[list[LandingFile], list[UnreadableE
             unreadable.append(UnreadableEntry(path.name, f"stat_failed: {exc.strerror}", 0))
             continue
         if stat.S_ISREG(info.st_mode):
-            files.append(LandingFile(path.name, path, info.st_size))
+            files.append(LandingFile(path.name, path, info.st_size, info.st_mtime))
         elif stat.S_ISDIR(info.st_mode):
             unreadable.append(UnreadableEntry(path.name, "is_a_directory", 0))
         else:
@@ -154,8 +161,13 @@ class FileRead:
         self.lines_read = done.lines_read
         self.offset = done.offset_bytes
         # A final unterminated line ending exactly here is complete: the file had this same
-        # size when a previous run saw the same unfinished line, so its writer has stopped.
-        self.complete_through = done.size_bytes if done.state == PARTIAL_LINE else None
+        # size when a previous run saw the same unfinished line, and has been left alone since.
+        settled = time.time() - file.modified_at >= TAIL_QUIET_S
+        self.complete_through = (
+            done.size_bytes
+            if done.state == PARTIAL_LINE and file.size_bytes == done.size_bytes and settled
+            else None
+        )
         self.head = b""
         # The bytes before `offset`: `window` (at most one block) followed by `recent` lines.
         self.window = b""
