@@ -1,4 +1,6 @@
-"""Bulk writes on Databricks: multi-row VALUES under the 256-parameter cap, never executemany.
+"""Bulk writes on Databricks: one file and one statement per batch in production; on the row
+path (a `Lakehouse` built without a staging volume, kept for comparison), multi-row VALUES under
+the 256-parameter cap; never executemany.
 
 The engine is the production one (`engines.databricks_engine`: Databricks dialect, pool, events)
 over a recording fake DBAPI module instead of `databricks.sql`, so every statement the write path
@@ -23,8 +25,9 @@ from grid_assets.models.bronze import Event
 from grid_assets.queries.silver import unprocessed_events
 from grid_assets.resources import engines
 from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
+from grid_assets.resources.staging import VolumeStaging
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
-from grid_assets_tests.databricks_fakes import FakeConnection
+from grid_assets_tests.databricks_fakes import FakeConnection, MemoryVolume
 
 EVENTS = Event.__table__
 ROWS = 10_000
@@ -245,3 +248,29 @@ def test_silver_reads_its_batch_as_arrow_through_the_connector(
     assert batch.outcomes == ["applied", "not_domain"]
     assert batch.products.column("unit_price").to_pylist() == [Decimal("1.25")]
     assert batch.products.column("updated_at").to_pylist() == [at]
+
+
+def test_production_stages_ten_thousand_events_as_one_file_and_one_statement(
+    recorded: tuple[Lakehouse, Recorder],
+) -> None:
+    """What replaced the 435 statements above: one Parquet upload, one INSERT ... SELECT."""
+    row_path, recorder = recorded
+    volume = MemoryVolume()
+    stager = VolumeStaging("/Volumes/main/grid_bronze/grid_staging", volume, "run-7")
+    lakehouse = Lakehouse(row_path.engine, "grid_", stager=stager)
+    rows = events_rows(ROWS)
+    with lakehouse.connect() as conn:
+        recorder.executes.clear()
+        written = lakehouse.bulk_insert(conn, EVENTS, rows)
+
+    assert written == ROWS
+    ((sql, params),) = recorder.executes
+    path = "/Volumes/main/grid_bronze/grid_staging/grid/run-7/bronze-events-000001.parquet"
+    assert sql.startswith("INSERT INTO grid_bronze.events (event_id,")
+    assert f"FROM parquet.`{path}` AS stage_events" in sql
+    assert not params
+    assert recorder.executemanys == []
+    ((uploaded, size, count, columns),) = volume.uploads
+    assert (uploaded, count, columns) == (path, ROWS, rows.num_columns)
+    assert size == stager.stats.bytes > 0
+    assert volume.files == {}  # removed once loaded

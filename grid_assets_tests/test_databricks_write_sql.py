@@ -2,14 +2,15 @@
 reviewed SQL text: no warehouse, no Spark, no network.
 
 `test_databricks_compile.py` pins the CREATE TABLEs, the Silver MERGEs and INSERT OVERWRITE, and
-`test_databricks_bulk_writes.py` the multi-row VALUES; this file pins every other write and
-bookkeeping statement of a Bronze or Silver batch.
+`test_databricks_staged_files.py` the upload of each staged batch; this file pins every other
+write and bookkeeping statement of a Bronze or Silver batch.
 
 Nothing is rebuilt by hand. Statements made by a function in `queries/` come from calling it; the
 ones built inline in `etl/` come from running the etl function itself on a recording Databricks
 connection (SQLAlchemy's mock engine: each statement is captured instead of sent). Stage relations
-are the tables `Lakehouse.staged` really creates on Databricks (in the target's schema, named
-`stage_<table>_<12 hex>`); the random suffix is dropped from the compiled SQL.
+are what `Lakehouse.staged` really makes on Databricks: the batch's Parquet file in the staging
+volume, read as `parquet.`<path>` AS stage_<table>` (`staging.VolumeStaging`, here over an
+in-memory volume).
 
 Every value (the literal row of a MERGE, the `ingest_seq` base, the LIMIT, ...) is a bound
 parameter in production, never inlined text, so the statements are compiled with parameters and
@@ -41,7 +42,9 @@ from grid_assets.models.bronze import Event
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
 from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.resources.staging import VolumeStaging
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
+from grid_assets_tests.databricks_fakes import MemoryVolume
 
 DATABRICKS = DatabricksDialect()
 DUCKDB = duckdb_engine.Dialect()
@@ -50,7 +53,8 @@ NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 RUN_ID = "run-1"
 # What the recording connection answers to `.scalar()`: the current max(ingest_seq), the cursor.
 STORED_SEQ = 41
-_STAGE_SUFFIX = re.compile(r"\b(stage_\w+?)_[0-9a-f]{12}\b")
+VOLUME = "/Volumes/main/ops/stage"
+FOLDER = f"{VOLUME}/grid/{RUN_ID}"
 
 
 # --- recording Databricks connection ---------------------------------------------------------
@@ -78,7 +82,8 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self.conn: Any = create_mock_engine("databricks://", self._execute)
-        self.lakehouse = Lakehouse(self.conn)
+        self.volume = MemoryVolume()
+        self.lakehouse = Lakehouse(self.conn, stager=VolumeStaging(VOLUME, self.volume, RUN_ID))
 
     def _execute(self, statement: ClauseElement, parameters: Any = None) -> _Result:
         assert parameters is None, "the pipeline passes values inside statements"
@@ -97,7 +102,7 @@ class Recorder:
 
 
 def staged_on_databricks(like: Table, rows: pa.Table) -> Table:
-    """The scratch table `Lakehouse.staged` creates for `rows` on Databricks."""
+    """The relation `Lakehouse.staged` makes of `rows` on Databricks: its Parquet file."""
     recorder = Recorder()
     with recorder.lakehouse.staged(recorder.conn, rows, like) as relation:
         return relation
@@ -107,7 +112,7 @@ def staged_on_databricks(like: Table, rows: pa.Table) -> Table:
 
 
 def normalized(sql: str) -> str:
-    return _STAGE_SUFFIX.sub(r"\1", " ".join(sql.split()))
+    return " ".join(sql.split())
 
 
 def databricks_sql(statement: ClauseElement) -> str:
@@ -166,48 +171,29 @@ def test_bronze_batch_sends_these_statements_in_this_order(bronze_batch: Recorde
     """bronze._write_batch: stage, look up, number and append the events, then the rejects."""
     heads = [" ".join(sql.split()[:3]) for sql in bronze_batch.sql()]
     assert heads == [
-        "CREATE TABLE bronze.stage_events",
-        "INSERT INTO bronze.stage_events",  # multi-row VALUES (test_databricks_bulk_writes.py)
-        "SELECT bronze.stage_events.batch_pos, bronze.events.envelope_hash,",
+        "SELECT stage_events.batch_pos, bronze.events.envelope_hash,",
         "SELECT coalesce(max(bronze.events.ingest_seq), :`coalesce_2`)",
         "INSERT INTO bronze.events",
-        "DROP TABLE bronze.stage_events",
-        "CREATE TABLE bronze.stage_rejected_events",
-        "INSERT INTO bronze.stage_rejected_events",
         "INSERT INTO bronze.rejected_events",
-        "DROP TABLE bronze.stage_rejected_events",
     ]
-
-
-def test_bronze_stage_table_ddl(bronze_batch: Recorder) -> None:
-    """Lakehouse.staged on Databricks: a nullable, keyless Delta table in the target's schema,
-    typed like it (instants as TIMESTAMP), plus the batch-only `batch_pos`; dropped after use."""
-    assert_pinned(
-        bronze_batch.find("CREATE TABLE bronze.stage_events"),
-        """
-        CREATE TABLE bronze.stage_events (
-          event_id STRING, event_type STRING, occurred_at TIMESTAMP, ingested_at TIMESTAMP,
-          source STRING, payload STRING, envelope_hash STRING, source_file STRING,
-          line_number INT, run_id STRING, batch_pos BIGINT
-        ) USING DELTA
-        TBLPROPERTIES('delta.feature.allowColumnDefaults' = 'enabled')
-        """,
-        {},
-    )
-    assert_pinned(
-        bronze_batch.find("DROP TABLE bronze.stage_events"), "DROP TABLE bronze.stage_events", {}
-    )
+    # One file per staged batch, uploaded before its statements, removed after them.
+    assert [path for path, *_ in bronze_batch.volume.uploads] == [
+        f"{FOLDER}/bronze-events-000001.parquet",
+        f"{FOLDER}/bronze-rejected_events-000001.parquet",
+    ]
+    assert bronze_batch.volume.files == {}
 
 
 def test_bronze_already_stored_lookup(bronze_batch: Recorder) -> None:
     """bronze._write_batch: staged events whose event_id is stored, to tell duplicates from
     conflicts."""
     assert_pinned(
-        bronze_batch.find("SELECT bronze.stage_events.batch_pos"),
+        bronze_batch.find("SELECT stage_events.batch_pos,"),
         """
-        SELECT bronze.stage_events.batch_pos, bronze.events.envelope_hash, bronze.events.payload
-        FROM bronze.stage_events
-        JOIN bronze.events ON bronze.events.event_id = bronze.stage_events.event_id
+        SELECT stage_events.batch_pos, bronze.events.envelope_hash, bronze.events.payload
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-events-000001.parquet`
+          AS stage_events
+        JOIN bronze.events ON bronze.events.event_id = stage_events.event_id
         """,
         {},
     )
@@ -233,19 +219,20 @@ def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
         """
         INSERT INTO bronze.events (event_id, event_type, occurred_at, ingested_at, source,
           payload, envelope_hash, source_file, line_number, run_id, ingest_seq)
-        SELECT bronze.stage_events.event_id, bronze.stage_events.event_type,
-          bronze.stage_events.occurred_at, bronze.stage_events.ingested_at,
-          bronze.stage_events.source, bronze.stage_events.payload,
-          bronze.stage_events.envelope_hash, bronze.stage_events.source_file,
-          bronze.stage_events.line_number, bronze.stage_events.run_id,
-          row_number() OVER (ORDER BY bronze.stage_events.batch_pos) + :`param_1` AS ingest_seq
-        FROM bronze.stage_events
+        SELECT stage_events.event_id, stage_events.event_type,
+          stage_events.occurred_at, stage_events.ingested_at,
+          stage_events.source, stage_events.payload,
+          stage_events.envelope_hash, stage_events.source_file,
+          stage_events.line_number, stage_events.run_id,
+          row_number() OVER (ORDER BY stage_events.batch_pos) + :`param_1` AS ingest_seq
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-events-000001.parquet`
+          AS stage_events
         WHERE NOT (EXISTS (SELECT bronze.events.event_id, bronze.events.ingest_seq,
             bronze.events.event_type, bronze.events.occurred_at, bronze.events.ingested_at,
             bronze.events.source, bronze.events.payload, bronze.events.envelope_hash,
             bronze.events.source_file, bronze.events.line_number, bronze.events.run_id
           FROM bronze.events
-          WHERE bronze.events.event_id = bronze.stage_events.event_id))
+          WHERE bronze.events.event_id = stage_events.event_id))
         """,
         {"param_1": STORED_SEQ},
     )
@@ -259,14 +246,15 @@ def test_bronze_rejected_lines_insert(bronze_batch: Recorder) -> None:
         """
         INSERT INTO bronze.rejected_events (source_file, line_number, raw_line, reason, event_id,
           rejected_at, run_id)
-        SELECT bronze.stage_rejected_events.source_file, bronze.stage_rejected_events.line_number,
-          bronze.stage_rejected_events.raw_line, bronze.stage_rejected_events.reason,
-          bronze.stage_rejected_events.event_id, bronze.stage_rejected_events.rejected_at,
-          bronze.stage_rejected_events.run_id
-        FROM bronze.stage_rejected_events
+        SELECT stage_rejected_events.source_file, stage_rejected_events.line_number,
+          stage_rejected_events.raw_line, stage_rejected_events.reason,
+          stage_rejected_events.event_id, stage_rejected_events.rejected_at,
+          stage_rejected_events.run_id
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-rejected_events-000001.parquet`
+          AS stage_rejected_events
         WHERE NOT (EXISTS (SELECT * FROM bronze.rejected_events
-          WHERE bronze.rejected_events.source_file = bronze.stage_rejected_events.source_file
-            AND bronze.rejected_events.line_number = bronze.stage_rejected_events.line_number))
+          WHERE bronze.rejected_events.source_file = stage_rejected_events.source_file
+            AND bronze.rejected_events.line_number = stage_rejected_events.line_number))
         """,
         {},
     )
@@ -380,12 +368,13 @@ def test_silver_quarantine_insert() -> None:
         """
         INSERT INTO silver.quarantine (event_id, event_type, reasons, occurred_at,
           quarantined_at, run_id)
-        SELECT silver.stage_quarantine.event_id, silver.stage_quarantine.event_type,
-          silver.stage_quarantine.reasons, silver.stage_quarantine.occurred_at,
-          silver.stage_quarantine.quarantined_at, silver.stage_quarantine.run_id
-        FROM silver.stage_quarantine
+        SELECT stage_quarantine.event_id, stage_quarantine.event_type,
+          stage_quarantine.reasons, stage_quarantine.occurred_at,
+          stage_quarantine.quarantined_at, stage_quarantine.run_id
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/silver-quarantine-000001.parquet`
+          AS stage_quarantine
         WHERE NOT (EXISTS (SELECT * FROM silver.quarantine
-          WHERE silver.quarantine.event_id = silver.stage_quarantine.event_id))
+          WHERE silver.quarantine.event_id = stage_quarantine.event_id))
         """,
         {},
     )
@@ -400,12 +389,13 @@ def test_silver_event_ledger_insert() -> None:
         """
         INSERT INTO silver.event_ledger (event_id, ingest_seq, event_type, outcome, processed_at,
           run_id)
-        SELECT silver.stage_event_ledger.event_id, silver.stage_event_ledger.ingest_seq,
-          silver.stage_event_ledger.event_type, silver.stage_event_ledger.outcome,
-          silver.stage_event_ledger.processed_at, silver.stage_event_ledger.run_id
-        FROM silver.stage_event_ledger
+        SELECT stage_event_ledger.event_id, stage_event_ledger.ingest_seq,
+          stage_event_ledger.event_type, stage_event_ledger.outcome,
+          stage_event_ledger.processed_at, stage_event_ledger.run_id
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/silver-event_ledger-000001.parquet`
+          AS stage_event_ledger
         WHERE NOT (EXISTS (SELECT * FROM silver.event_ledger
-          WHERE silver.event_ledger.event_id = silver.stage_event_ledger.event_id))
+          WHERE silver.event_ledger.event_id = stage_event_ledger.event_id))
         """,
         {},
     )
@@ -418,8 +408,9 @@ def test_silver_delete_superseded_items() -> None:
         silver_queries.delete_superseded_items(stage),
         """
         DELETE FROM silver.order_items
-        WHERE silver.order_items.order_id IN (SELECT silver.stage_orders.order_id
-            FROM silver.stage_orders)
+        WHERE silver.order_items.order_id IN (SELECT stage_orders.order_id
+            FROM parquet.`/Volumes/main/ops/stage/grid/run-1/silver-orders-000001.parquet`
+              AS stage_orders)
           AND NOT (EXISTS (SELECT * FROM silver.orders
             WHERE silver.orders.order_id = silver.order_items.order_id
               AND silver.orders.placed_event_id = silver.order_items.event_id))
@@ -436,16 +427,17 @@ def test_silver_insert_current_items() -> None:
         """
         INSERT INTO silver.order_items (order_id, line_number, product_id, quantity, unit_price,
           discount, event_id)
-        SELECT silver.stage_order_items.order_id, silver.stage_order_items.line_number,
-          silver.stage_order_items.product_id, silver.stage_order_items.quantity,
-          silver.stage_order_items.unit_price, silver.stage_order_items.discount,
-          silver.stage_order_items.event_id
-        FROM silver.stage_order_items
-        JOIN silver.orders ON silver.orders.order_id = silver.stage_order_items.order_id
-          AND silver.orders.placed_event_id = silver.stage_order_items.event_id
+        SELECT stage_order_items.order_id, stage_order_items.line_number,
+          stage_order_items.product_id, stage_order_items.quantity,
+          stage_order_items.unit_price, stage_order_items.discount,
+          stage_order_items.event_id
+        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/silver-order_items-000001.parquet`
+          AS stage_order_items
+        JOIN silver.orders ON silver.orders.order_id = stage_order_items.order_id
+          AND silver.orders.placed_event_id = stage_order_items.event_id
         WHERE NOT (EXISTS (SELECT * FROM silver.order_items
-          WHERE silver.order_items.order_id = silver.stage_order_items.order_id
-            AND silver.order_items.line_number = silver.stage_order_items.line_number))
+          WHERE silver.order_items.order_id = stage_order_items.order_id
+            AND silver.order_items.line_number = stage_order_items.line_number))
         """,
         {},
     )
