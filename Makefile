@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install run test lint format typecheck dev simulate bench clean
+.PHONY: install run test check-defs lint format typecheck dev simulate bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 ## The whole test suite (Spark tier included; Databricks-live tests skip without credentials).
 test: install
 	$(BIN)/pytest -q -ra
+
+## The code location loads and validates (the dg CLI; what CI runs before the tests).
+check-defs: install
+	GRID_ENV=local VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 lint: install
 	$(BIN)/ruff check grid_assets grid_assets_tests scripts
