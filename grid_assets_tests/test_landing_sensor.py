@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,7 @@ import dagster as dg
 from grid_assets.defs.bronze.sensors import landing_files_sensor
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
+from grid_assets.ingest.landing import TAIL_QUIET_S
 from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
 from grid_assets_tests.conftest import REPO_ROOT, write_events
 
@@ -80,6 +82,8 @@ def test_a_read_left_open_triggers_once_more(tmp_path: Path, lakehouse: Lakehous
     again = tick(landing, db_of(lakehouse))
     assert isinstance(first, dg.RunRequest) and isinstance(again, dg.RunRequest)
     assert again.run_key != first.run_key  # same size, but the record says it is left open
+    quiet = time.time() - TAIL_QUIET_S - 1
+    os.utime(landing / "a.ndjson", (quiet, quiet))  # its writer has stopped
     ingest_landing(lakehouse, landing)
     assert isinstance(tick(landing, db_of(lakehouse)), dg.SkipReason)
 
