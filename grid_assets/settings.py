@@ -190,7 +190,11 @@ def hostname_problem(value: str) -> str | None:
 
 
 def connect_timeout_problem(raw: str) -> str | None:
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_CONNECT_TIMEOUT_S:
+    # isdecimal() and a length bound: "²" passes isdigit() and int() of 5,000 digits raises.
+    text = raw.strip()
+    if not (text.isascii() and text.isdecimal() and len(text) <= 6) or not (
+        1 <= int(text) <= MAX_CONNECT_TIMEOUT_S
+    ):
         return (
             f"{CONNECT_TIMEOUT_VAR} must be a whole number of seconds in 1..{MAX_CONNECT_TIMEOUT_S}"
         )

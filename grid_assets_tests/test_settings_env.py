@@ -173,3 +173,9 @@ def test_the_environment_is_read_when_asked_not_at_import(monkeypatch: pytest.Mo
         load_settings()
     monkeypatch.setenv("GRID_ENV", "local")
     assert load_settings().is_local
+
+
+@pytest.mark.parametrize("raw", ["²", "٣٠", "9" * 5000, "0", "3601", "1.5"])
+def test_a_connect_timeout_that_is_no_number_of_seconds_is_one_clear_error(raw: str) -> None:
+    text = error_text({**COMPLETE, "GRID_DATABRICKS_CONNECT_TIMEOUT_S": raw})
+    assert "GRID_DATABRICKS_CONNECT_TIMEOUT_S" in text

@@ -277,3 +277,20 @@ def test_quarantine_reasons_are_canonical_however_the_events_arrive(tmp_path: Pa
         "items: non_empty_list",
         "order_id: not_nullable",
     ]
+
+
+def test_a_currency_with_a_trailing_newline_is_not_three_letters(
+    tmp_path: Path, lakehouse: Lakehouse
+) -> None:
+    step(
+        lakehouse,
+        tmp_path / "landing",
+        "a",
+        [
+            placed("ok", "2026-01-01T00:00:00Z", currency="EUR"),
+            placed("nl", "2026-01-01T00:00:01Z", oid="O2", currency="USD\n"),
+        ],
+    )
+    assert rows(lakehouse, Order, "order_id", "currency") == [("O1", "EUR")]
+    reasons = dict(rows(lakehouse, Quarantine, "event_id", "reasons"))
+    assert json.loads(reasons["nl"]) == ["currency: three_letters"]

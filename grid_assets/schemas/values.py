@@ -11,7 +11,7 @@ MONEY_MAX_DECIMALS = 6
 MONEY_MAX_INTEGER_DIGITS = 12  # Silver stores DECIMAL(18, 6)
 ORDER_STATUSES = ("placed", "paid", "shipped", "cancelled")
 QUANTITY_MAX = 2**31 - 1  # Silver stores INT
-_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
 _MONEY_LIMIT = Decimal(10) ** MONEY_MAX_INTEGER_DIGITS
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
@@ -64,7 +64,8 @@ def is_optional_text(value: Any) -> bool:
 
 
 def is_currency(value: Any) -> bool:
-    return isinstance(value, str) and bool(_CURRENCY.match(value))
+    # fullmatch: `$` would also accept "USD\n", which Gold would then group apart from "USD".
+    return isinstance(value, str) and bool(_CURRENCY.fullmatch(value))
 
 
 def is_bool(value: Any) -> bool:
