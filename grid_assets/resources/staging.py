@@ -22,8 +22,10 @@ behind is swept, with a log line, when the next run first prepares the lakehouse
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,6 +164,8 @@ class VolumeStaging:
         # The pipeline's own temporary folder: nothing else is ever read or uploaded from it.
         if self._local is None or not self._local.is_dir():
             self._local = Path(tempfile.mkdtemp(prefix="grid-staging-"))
+            # Removed with the stager (or at exit): one folder per process, not one per run left.
+            weakref.finalize(self, shutil.rmtree, self._local, True)
         return self._local
 
     @contextmanager
