@@ -9,8 +9,7 @@ batches. Batch sizes and crashes come from `crash_sitecustomize.py`, installed a
 1. One uninterrupted `grid run` (the real console script) builds the reference lakehouse and
    counts K, the commits it makes to the lakehouse.
 2. For every N in 1..K: a run killed with SIGKILL at its N-th commit (before that commit lands),
-   then a plain re-run. For every other N (2, 4, ...; every N with
-   GRID_TEST_CRASH_EVERY_FAULT=1): the same with the N-th commit failing as on a full disk
+   then a plain re-run; and for every N the same with the N-th commit failing as on a full disk
    (`OSError(ENOSPC)`). Every table must then equal the reference, and the
    re-run must exit as the reference did (0, or 1 when a blocking check fails).
 3. Runs killed at random moments (seeded): the real console script, and forked runs.
@@ -64,9 +63,6 @@ GENERATED_LINES = 240
 BATCH_LINES = 50
 BATCH_EVENTS = 120
 LANES = 2  # runs at a time: the machine has two cores
-# A full disk at every other commit (2, 4, ...; the kills take every one), to keep the module
-# near three minutes on two cores; GRID_TEST_CRASH_EVERY_FAULT=1 takes every commit.
-FAULT_POINTS_STEP = 1 if os.environ.get("GRID_TEST_CRASH_EVERY_FAULT") == "1" else 2
 RANDOM_FORKED_KILLS = 2
 RANDOM_EXEC_KILLS = 2
 RUN_TIMEOUT_S = 240
@@ -561,9 +557,9 @@ def test_kill_at_every_commit_then_rerun(reference: Reference) -> None:
     _report(failures, f"runs killed at their commit N (N = 1..K, K={k})", k)
 
 
-def test_full_disk_at_every_other_commit_then_rerun(reference: Reference) -> None:
+def test_full_disk_at_every_commit_then_rerun(reference: Reference) -> None:
     k = reference.commits
-    points = range(FAULT_POINTS_STEP, k + 1, FAULT_POINTS_STEP)
+    points = range(1, k + 1)
     failures = _sweep(
         [
             partial(
