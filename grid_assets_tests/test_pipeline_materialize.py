@@ -150,3 +150,22 @@ def test_new_file_is_ingested_incrementally(sample_run, tmp_path: Path) -> None:
         if e.asset_key.to_user_string() == "bronze/events"
     )
     assert meta["files_read"].value == 1 and meta["events_inserted"].value == 1
+
+
+def test_silver_that_does_not_reconcile_with_bronze_stops_gold(tmp_path: Path) -> None:
+    """events_reconcile is blocking, and Gold waits for the ledger it checks: a run whose Silver
+    lost part of its record of Bronze fails without rebuilding Gold."""
+    db = tmp_path / "lakehouse.duckdb"
+    assert run_medallion(SAMPLES_DIR, db).success
+    engine = engine_for(db)
+    ledger = EventLedger.__table__
+    with engine.begin() as conn:
+        kept = select(func.min(ledger.c.event_id)).scalar_subquery()
+        conn.execute(ledger.delete().where(ledger.c.event_id != kept))
+    engine.dispose()
+    result = run_medallion(SAMPLES_DIR, db)
+    assert not result.success
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "events_reconcile" in failed
+    built = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert "gold" not in built and "silver" in built

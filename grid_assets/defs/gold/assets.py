@@ -12,7 +12,14 @@ from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.models.base import Base, Instant
 from grid_assets.resources.lakehouse import LakehouseResource
 
-GOLD_DEPS = [silver_key("products"), silver_key("orders"), silver_key("order_items")]
+# Gold reads products, orders and order lines; it also waits for the ledger, so that Silver
+# failing to reconcile with Bronze (`events_reconcile`, blocking) stops Gold like a broken rule.
+GOLD_DEPS = [
+    silver_key("products"),
+    silver_key("orders"),
+    silver_key("order_items"),
+    silver_key("event_ledger"),
+]
 # Gold is rebuilt by the nightly run (02:00 UTC, gold/schedules.py), which takes minutes (README,
 # Performance): a Gold table warns when its latest build is over 25 h old (tonight's build not
 # done an hour after it was due) and fails past 26 h.
