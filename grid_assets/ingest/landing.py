@@ -234,7 +234,6 @@ class FileRead:
     def lines(self) -> Iterator[RawLine]:
         """The new complete lines. Each is accounted for (offset, count) before it is yielded,
         so `progress()` taken between two lines covers exactly the lines handed out."""
-        name = self.file.name
         try:
             handle, raw = self._open()
         except OSError as exc:
@@ -245,31 +244,11 @@ class FileRead:
                 if not self._verify(handle):
                     return
                 pending = b""
-                recent = self.recent
-                bom_possible = self.offset == 0
                 for line in handle:
                     if line[-1:] != b"\n":
                         pending = line  # only ever the last one
                         continue
-                    if bom_possible or self.offset < FINGERPRINT_BLOCK:
-                        bom_possible = False
-                        yield self._take(line)
-                        continue
-                    # The hot path, inlined: one append and two additions per line.
-                    recent.append(line)
-                    if len(recent) >= 1024:
-                        self._fold()
-                    self.offset += len(line)
-                    self.lines_read += 1
-                    body = line.rstrip(b"\r\n")
-                    try:
-                        text = body.decode("utf-8")
-                    except UnicodeDecodeError:
-                        yield RawLine(
-                            name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
-                        )
-                        continue
-                    yield RawLine(name, self.lines_read, text, text)
+                    yield self._take(line)
                 # The stream ended: a gzip member that ended properly, or the end of the bytes.
                 if pending and (
                     self.file.compressed or self.offset + len(pending) == self.complete_through
@@ -291,10 +270,13 @@ class FileRead:
         self.recent.clear()
 
     def _take(self, line: bytes) -> RawLine:
-        """Account for one line (head block, BOM, offset, count) and make its RawLine."""
-        body = line[len(UTF8_BOM) :] if self.offset == 0 and line.startswith(UTF8_BOM) else line
-        if len(self.head) < FINGERPRINT_BLOCK:
+        """Account for one line (first block, offset, count) and make its RawLine; a UTF-8
+        byte-order mark starting the file is not part of the first line."""
+        body = line
+        if self.offset < FINGERPRINT_BLOCK:
             self.head += line[: FINGERPRINT_BLOCK - len(self.head)]
+            if self.offset == 0 and line.startswith(UTF8_BOM):
+                body = line[len(UTF8_BOM) :]
         self.recent.append(line)
         if len(self.recent) >= 1024:
             self._fold()
@@ -304,8 +286,6 @@ class FileRead:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
-        if text is None:
             return RawLine(
                 self.file.name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
             )
