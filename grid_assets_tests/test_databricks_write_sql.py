@@ -20,6 +20,7 @@ execution is covered by the DuckDB tiers.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from grid_assets.ingest.landing import LandingFile, Progress, RawLine
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
-from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
 from grid_assets.resources.staging import VolumeStaging
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
 from grid_assets_tests.databricks_fakes import MemoryVolume
@@ -528,6 +529,27 @@ def test_pipeline_event_next_seq_and_insert() -> None:
             "run_id": RUN_ID,
         },
     )
+
+
+def test_pipeline_events_of_a_unit_of_work_cost_two_statements() -> None:
+    """pipeline_events.emit_many (a Silver batch announces up to five tables): one read of the
+    last position and one multi-row INSERT, with consecutive positions, whatever the count."""
+    announced = [pipeline_events.written(f"silver.t{i}", i, RUN_ID, cursor=9) for i in range(5)]
+    emitted: list[list[str]] = []
+    recorder = recorded(
+        lambda r: emitted.append(pipeline_events.emit_many(r.conn, announced, RUN_ID, NOW))
+    )
+
+    next_seq, insert = recorder.statements
+    assert "max(bronze.events.ingest_seq)" in str(next_seq.compile(dialect=DATABRICKS))
+    params = insert.compile(dialect=DATABRICKS).params
+    assert [params[f"ingest_seq_m{i}"] for i in range(5)] == [STORED_SEQ + 1 + i for i in range(5)]
+    assert [params[f"event_id_m{i}"] for i in range(5)] == emitted[0]
+    assert len(set(emitted[0])) == 5
+    assert [json.loads(params[f"payload_m{i}"])["table"] for i in range(5)] == [
+        f"silver.t{i}" for i in range(5)
+    ]
+    assert len(params) <= MAX_PARAMS_PER_STATEMENT
 
 
 def test_lakehouse_count() -> None:

@@ -98,9 +98,11 @@ def reset(lakehouse: Lakehouse, run_id: str | None = None) -> None:
         conn.execute(delete(CURSORS).where(CURSORS.c.consumer == CONSUMER))
         for table in SILVER_STATE:
             conn.execute(delete(table))
-            pipeline_events.table_written(
-                conn, table.fullname, 0, run_id, now, consumer=CONSUMER, emptied=True
-            )
+        emptied = [
+            pipeline_events.written(table.fullname, 0, run_id, consumer=CONSUMER, emptied=True)
+            for table in SILVER_STATE
+        ]
+        pipeline_events.emit_many(conn, emptied, run_id, now)
 
 
 def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
@@ -231,16 +233,14 @@ def apply_new_events(
             with conn.begin():
                 written = _apply(lakehouse, conn, prepared)
                 _save_cursor(conn, prepared.cursor, prepared.now)
-                for table, count in written.items():
-                    pipeline_events.table_written(
-                        conn,
-                        table,
-                        count,
-                        run_id,
-                        prepared.now,
-                        consumer=CONSUMER,
-                        cursor=prepared.cursor,
+                # One statement for the batch's announcements, not one per table written.
+                announced = [
+                    pipeline_events.written(
+                        table, count, run_id, consumer=CONSUMER, cursor=prepared.cursor
                     )
+                    for table, count in written.items()
+                ]
+                pipeline_events.emit_many(conn, announced, run_id, prepared.now)
             nonlocal events_written
             events_written += prepared.ledger.num_rows
             step_progress.report(step_progress.StepProgress("silver", "events", events_written))
