@@ -2,7 +2,10 @@
 
 The subprocess scenarios start together (module fixture) and each test awaits its own. The
 happy path and the SQL-permission failures run in process against a fake connector and a fake
-workspace client, which also shows the scratch table is dropped.
+workspace client, which also shows the scratch table is dropped. The staging volume is checked
+against a real Files API server on 127.0.0.1 (`files_api_server`), over HTTPS with a self-signed
+certificate the script trusts through `REQUESTS_CA_BUNDLE`: the script's own Files API client
+(the pipeline's `staging.sdk_files`) talks to it unchanged, in process and in a subprocess.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from grid_assets_tests.databricks_fakes import (
     clean_env,
     closed_port,
 )
+from grid_assets_tests.files_api_server import (
+    FILES,
+    Certificate,
+    FilesServer,
+    self_signed_certificate,
+    serving,
+)
 from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +47,8 @@ VALID = {
     "DATABRICKS_CATALOG": "main",
 }
 REMOTE = ("warehouse state (API)", "SELECT 1", "catalog visible", "layer schemas")
+VOLUME_CHECKS = ("staging volume", "staging volume write")
+SET_VOLUME = "/Volumes/ops/etl/grid_in"
 LINE = re.compile(r"^(PASS|FAIL|SKIP|NOT READY|READY|WARN)\b")
 
 
@@ -72,7 +84,21 @@ def silent_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def runs(silent_port: int) -> dict[str, ScriptRun]:
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def no_write_volume(certificate: Certificate) -> Iterator[FilesServer]:
+    """A Files API whose one volume refuses uploads (the principal lacks WRITE VOLUME)."""
+    with serving(FilesServer(volumes={SET_VOLUME}, denied={"PUT"}), certificate) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def runs(
+    silent_port: int, certificate: Certificate, no_write_volume: FilesServer
+) -> dict[str, ScriptRun]:
     scenarios: dict[str, tuple[list[str], dict[str, str]]] = {
         "missing": ([], clean_env(DATABRICKS_TOKEN=TOKEN)),
         "empty_token": ([], clean_env(**{**VALID, "DATABRICKS_TOKEN": ""})),
@@ -86,6 +112,7 @@ def runs(silent_port: int) -> dict[str, ScriptRun]:
                 DATABRICKS_CATALOG="main-catalog",
                 DATABRICKS_SCHEMA_PREFIX="grid prod",
                 GRID_DATABRICKS_CONNECT_TIMEOUT_S="soon",
+                DATABRICKS_STAGING_VOLUME="/Volumes/main/grid/",
             ),
         ),
         "unresolvable": (
@@ -102,6 +129,15 @@ def runs(silent_port: int) -> dict[str, ScriptRun]:
         "silent": (
             ["--timeout", "3"],
             clean_env(**{**VALID, "DATABRICKS_SERVER_HOSTNAME": f"127.0.0.1:{silent_port}"}),
+        ),
+        # The warehouse is not there (the server speaks no SQL), the Files API is.
+        "no_write_volume": (
+            ["--timeout", "5"],
+            clean_env(
+                **{**VALID, "DATABRICKS_SERVER_HOSTNAME": no_write_volume.address},
+                DATABRICKS_STAGING_VOLUME=SET_VOLUME,
+                REQUESTS_CA_BUNDLE=str(certificate.cert),
+            ),
         ),
     }
     return {
@@ -130,8 +166,11 @@ def test_missing_variables(runs: dict[str, ScriptRun]) -> None:
     assert run.status("DATABRICKS_TOKEN") == "PASS"
     assert run.status("GRID_ENV") == "PASS"  # unset + DATABRICKS_* set = production
     assert run.status("host resolves") == "SKIP"
-    for check in (*REMOTE, "scratch table write"):
+    for check in (*REMOTE, "scratch table write", *VOLUME_CHECKS):
         assert run.status(check) == "SKIP", check
+    # Unset, the volume is derived from the catalog, which is missing.
+    assert run.status("DATABRICKS_STAGING_VOLUME") == "SKIP"
+    assert "needs DATABRICKS_CATALOG" in run.line("DATABRICKS_STAGING_VOLUME")
 
 
 def test_empty_token(runs: dict[str, ScriptRun]) -> None:
@@ -154,9 +193,11 @@ def test_bad_shapes(runs: dict[str, ScriptRun]) -> None:
         "DATABRICKS_CATALOG",
         "DATABRICKS_SCHEMA_PREFIX",
         "GRID_DATABRICKS_CONNECT_TIMEOUT_S",
+        "DATABRICKS_STAGING_VOLUME",
     ):
         assert run.status(name) == "FAIL", (name, run.stdout)
         assert "hint:" in run.line(name)
+    assert "/Volumes/<catalog>/<schema>/<volume>" in run.line("DATABRICKS_STAGING_VOLUME")
     assert "drop the scheme" in run.line("DATABRICKS_SERVER_HOSTNAME")
     assert "/sql/1.0/warehouses/" in run.line("DATABRICKS_HTTP_PATH")
     assert "dapi followed by 32 hex digits" in run.line("DATABRICKS_TOKEN")
@@ -193,7 +234,36 @@ def test_a_host_that_never_answers_is_bounded(runs: dict[str, ScriptRun]) -> Non
     assert "no answer within the 3 s connect timeout" in run.line("SELECT 1")
     assert run.status("warehouse state (API)") == "FAIL"
     assert run.status("catalog visible") == "SKIP"
+    assert run.status("staging volume") == "SKIP"  # derived: created once the schemas are
     print(f"check script, silent host, --timeout 3: {run.elapsed:.1f} s")
+
+
+def test_a_volume_without_write_volume_is_named_by_the_script(
+    runs: dict[str, ScriptRun], no_write_volume: FilesServer
+) -> None:
+    run = runs["no_write_volume"].wait()
+    assert_common(run, 60)
+    assert run.status("DATABRICKS_STAGING_VOLUME") == "PASS"
+    assert SET_VOLUME in run.line("DATABRICKS_STAGING_VOLUME")
+    assert run.status("SELECT 1") == "FAIL"  # no warehouse here; the volume does not need one
+    assert run.status("staging volume") == "PASS"
+    line = run.line("staging volume write")
+    assert line.startswith("FAIL") and "PermissionDenied" in line
+    assert "GRANT WRITE VOLUME, READ VOLUME ON VOLUME ops.etl.grid_in TO" in line
+    uploads = no_write_volume.calls("PUT")
+    assert len(uploads) == 1 and uploads[0].startswith(f"{FILES}{SET_VOLUME}/grid/check-")
+    assert no_write_volume.files == {}
+    assert no_write_volume.calls("DELETE") == []  # nothing was written, nothing to remove
+    assert_token_only_in_authorization(no_write_volume)
+
+
+def assert_token_only_in_authorization(server: FilesServer) -> None:
+    assert server.requests
+    for request in server.requests:
+        assert request["headers"]["Authorization"] == f"Bearer {TOKEN}", request["path"]
+        others = {k: v for k, v in request["headers"].items() if k != "Authorization"}
+        assert TOKEN not in str(others) and TOKEN not in request["path"]
+        assert TOKEN.encode() not in request["body"]
 
 
 # -- in process: the workspace side faked -------------------------------------------------------
@@ -263,9 +333,24 @@ class WarehouseConnection(FakeConnection):
         return FakeCursor(self.warehouse)
 
 
+@dataclass
+class Workspace:
+    warehouse: FakeWarehouse
+    files: FilesServer
+    environ: dict[str, str]
+
+    def run(self, capsys: pytest.CaptureFixture[str], **extra: str) -> tuple[int, str]:
+        """The script's `main` on this workspace; its exit status and everything it printed."""
+        code = load_script().main(["--timeout", "5"], {**self.environ, **extra})
+        captured = capsys.readouterr()
+        assert TOKEN not in captured.out + captured.err
+        return code, captured.out
+
+
 @pytest.fixture
-def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeWarehouse, dict[str, str]]]:
-    """A listening local port, a fake connector and a fake dagster_databricks client."""
+def workspace(monkeypatch: pytest.MonkeyPatch, certificate: Certificate) -> Iterator[Workspace]:
+    """A fake connector and a fake dagster_databricks client; the host is a real Files API
+    server (HTTPS, trusted through REQUESTS_CA_BUNDLE) where every volume exists."""
     import databricks.sql
 
     warehouse = FakeWarehouse()
@@ -287,19 +372,18 @@ def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeWarehouse, 
     fake_module = types.ModuleType("dagster_databricks")
     fake_module.DatabricksClient = FakeDatabricksClient  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "dagster_databricks", fake_module)
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen(16)
-        host = f"127.0.0.1:{listening.getsockname()[1]}"
-        yield warehouse, {**VALID, "DATABRICKS_SERVER_HOSTNAME": host, "GRID_ENV": "production"}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with serving(FilesServer(), certificate) as files:
+        environ = {**VALID, "DATABRICKS_SERVER_HOSTNAME": files.address, "GRID_ENV": "production"}
+        yield Workspace(warehouse, files, environ)
 
 
 def test_everything_passes_and_the_scratch_table_is_dropped(
-    workspace: tuple[FakeWarehouse, dict[str, str]], capsys: pytest.CaptureFixture[str]
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    warehouse, environ = workspace
-    code = load_script().main(["--timeout", "5"], {**environ, "DATABRICKS_SCHEMA_PREFIX": "g_"})
-    out = capsys.readouterr().out
+    warehouse = workspace.warehouse
+    code, out = workspace.run(capsys, DATABRICKS_SCHEMA_PREFIX="g_")
     assert code == 0, out
     assert out.splitlines()[-1] == "READY: every check passed."
     assert "FAIL" not in out and "SKIP" not in out
@@ -311,20 +395,120 @@ def test_everything_passes_and_the_scratch_table_is_dropped(
     created = next(s for s in warehouse.executed if s.startswith("CREATE TABLE"))
     scratch = created.split()[2]
     assert scratch.startswith("`main`.`g_bronze`.`grid_config_check_")
-    assert warehouse.executed[-1] == f"DROP TABLE IF EXISTS {scratch}"
-    assert TOKEN not in out
+    # The derived volume is created as the pipeline creates it, after the scratch table went.
+    assert warehouse.executed[-2:] == [
+        f"DROP TABLE IF EXISTS {scratch}",
+        "CREATE VOLUME IF NOT EXISTS main.g_bronze.grid_staging",
+    ]
+    assert re.search(
+        r"^PASS\s+DATABRICKS_STAGING_VOLUME\s+not set: /Volumes/main/g_bronze/", out, re.M
+    )
+    probe = workspace.files.calls("PUT")
+    assert len(probe) == 1 and probe[0].startswith(
+        f"{FILES}/Volumes/main/g_bronze/grid_staging/grid/check-"
+    )
+    assert workspace.files.calls("DELETE") == probe
+    assert workspace.files.files == {}
 
 
 def test_a_permission_failure_skips_what_depends_on_it(
-    workspace: tuple[FakeWarehouse, dict[str, str]], capsys: pytest.CaptureFixture[str]
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    warehouse, environ = workspace
+    warehouse = workspace.warehouse
     warehouse.deny = "CREATE SCHEMA"
-    code = load_script().main(["--timeout", "5"], environ)
-    out = capsys.readouterr().out
+    code, out = workspace.run(capsys)
     assert code == 1
     assert re.search(r"^FAIL\s+layer schemas\s+.*INSUFFICIENT_PERMISSIONS.*hint:", out, re.M)
     assert re.search(r"^SKIP\s+scratch table write\s+not run: needs layer schemas", out, re.M)
     assert re.search(r"^PASS\s+SELECT 1\s", out, re.M)
     assert not any(s.startswith("CREATE TABLE") for s in warehouse.executed)
-    assert TOKEN not in out
+    # The derived volume lives in the Bronze schema: nothing to create it in, nothing to write.
+    assert re.search(r"^SKIP\s+staging volume\s+not run: needs layer schemas", out, re.M)
+    assert re.search(r"^SKIP\s+staging volume write\s+not run: needs staging volume$", out, re.M)
+    assert workspace.files.requests == []
+
+
+# -- the staging volume, against a real Files API server ----------------------------------------
+
+
+def test_a_writable_staging_volume_passes_and_keeps_nothing(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.files.volumes = {SET_VOLUME}
+    code, out = workspace.run(capsys, DATABRICKS_STAGING_VOLUME=SET_VOLUME)
+    assert code == 0, out
+    assert re.search(rf"^PASS\s+staging volume\s+{SET_VOLUME} exists$", out, re.M)
+    write = next(line for line in out.splitlines() if "staging volume write" in line)
+    assert write.startswith("PASS") and "uploaded, listed, read and removed" in write
+    # A set volume is used as is: never created.
+    assert not any("VOLUME" in s for s in workspace.warehouse.executed)
+    (probe,) = [path.removeprefix(FILES) for path in workspace.files.calls("PUT")]
+    assert re.fullmatch(rf"{SET_VOLUME}/grid/check-[0-9a-f]{{12}}\.txt", probe)
+    assert probe in write
+    assert [(r["method"], r["path"].split("?")[0]) for r in workspace.files.requests] == [
+        ("HEAD", f"/api/2.0/fs/directories{SET_VOLUME}"),
+        ("PUT", f"{FILES}{probe}"),
+        ("GET", f"/api/2.0/fs/directories{SET_VOLUME}/grid"),
+        ("GET", f"{FILES}{probe}"),
+        ("DELETE", f"{FILES}{probe}"),
+    ]
+    assert workspace.files.files == {}
+    assert_token_only_in_authorization(workspace.files)
+
+
+def test_an_upload_without_write_volume_names_the_grant_and_the_volume(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.files.denied = {"PUT"}
+    code, out = workspace.run(capsys, DATABRICKS_STAGING_VOLUME=SET_VOLUME)
+    assert code == 1
+    assert re.search(r"^PASS\s+staging volume\s", out, re.M)
+    line = next(line for line in out.splitlines() if "staging volume write" in line)
+    assert line.startswith("FAIL") and "upload: PermissionDenied" in line
+    assert "GRANT WRITE VOLUME, READ VOLUME ON VOLUME ops.etl.grid_in TO `<principal>`" in line
+    assert "USE SCHEMA ON SCHEMA ops.etl" in line and "Config:" not in line
+    assert out.splitlines()[-1].endswith("did not pass: staging volume write")
+    assert workspace.files.files == {}
+
+
+def test_a_read_refusal_names_read_volume_and_the_probe_is_still_removed(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.files.denied = {"GET"}  # listing and downloading: READ VOLUME
+    code, out = workspace.run(capsys, DATABRICKS_STAGING_VOLUME=SET_VOLUME)
+    assert code == 1
+    line = next(line for line in out.splitlines() if "staging volume write" in line)
+    assert line.startswith("FAIL  staging volume write") and "list: PermissionDenied" in line
+    assert "GRANT READ VOLUME ON VOLUME ops.etl.grid_in" in line and "parquet." in line
+    (probe,) = workspace.files.calls("PUT")
+    assert workspace.files.calls("DELETE") == [probe]
+    assert workspace.files.files == {}
+
+
+def test_a_missing_staging_volume_fails_with_a_hint(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.files.volumes = {"/Volumes/ops/etl/other"}
+    code, out = workspace.run(capsys, DATABRICKS_STAGING_VOLUME=SET_VOLUME)
+    assert code == 1
+    line = next(line for line in out.splitlines() if re.match(r"^\w+\s+staging volume\s", line))
+    assert line.startswith("FAIL") and "NotFound" in line
+    assert "create the volume (CREATE VOLUME ops.etl.grid_in)" in line
+    assert "unset DATABRICKS_STAGING_VOLUME" in line
+    assert "USE CATALOG ON CATALOG ops and USE SCHEMA ON SCHEMA ops.etl" in line
+    assert re.search(r"^SKIP\s+staging volume write\s+not run: needs staging volume", out, re.M)
+    assert workspace.files.calls("PUT") == []
+
+
+def test_a_derived_volume_that_cannot_be_created_names_create_volume(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace.warehouse.deny = "CREATE VOLUME"
+    code, out = workspace.run(capsys)
+    assert code == 1
+    line = next(line for line in out.splitlines() if re.match(r"^\w+\s+staging volume\s", line))
+    assert line.startswith("FAIL") and "INSUFFICIENT_PERMISSIONS" in line
+    assert "GRANT CREATE VOLUME ON SCHEMA main.bronze TO `<principal>`" in line
+    assert "set DATABRICKS_STAGING_VOLUME" in line
+    assert re.search(r"^PASS\s+scratch table write\s", out, re.M)
+    assert workspace.files.requests == []

@@ -1,10 +1,11 @@
 """Bulk writes on Databricks travel as Parquet files through the Files API, over real HTTP.
 
-A small server on 127.0.0.1 implements the Files API endpoints `databricks-sdk` calls (upload:
-PUT /api/2.0/fs/files/..., list: GET /api/2.0/fs/directories/..., delete: DELETE on both). The
-lakehouse is the production one (Databricks dialect, `engines.databricks_engine`) over a
-recording warehouse, with `staging.VolumeStaging` on `staging.sdk_files` pointed at the server.
-Nothing is mocked between the staging code and the socket.
+A small server on 127.0.0.1 (`files_api_server`) implements the Files API endpoints
+`databricks-sdk` calls (upload: PUT /api/2.0/fs/files/..., list: GET /api/2.0/fs/directories/...,
+delete: DELETE on both). The lakehouse is the production one (Databricks dialect,
+`engines.databricks_engine`) over a recording warehouse, with `staging.VolumeStaging` on
+`staging.sdk_files` pointed at the server. Nothing is mocked between the staging code and the
+socket.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,110 +34,17 @@ from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
 from grid_assets.resources.staging import VolumeStaging, sdk_files
 from grid_assets.settings import ConfigurationError, load_settings
 from grid_assets_tests.databricks_fakes import HTTP_PATH, TOKEN, RecordingWarehouse
+from grid_assets_tests.files_api_server import FILES, FilesServer, serving
 
 VOLUME = "/Volumes/main/grid_bronze/grid_staging"
 RUN_ID = "run-" + uuid.uuid4().hex[:8]
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
-FILES = "/api/2.0/fs/files"
-DIRECTORIES = "/api/2.0/fs/directories"
-
-
-@dataclass
-class FilesServer:
-    """What the fake workspace received: every request, and the files it holds now."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    requests: list[dict] = field(default_factory=list)
-    port: int = 0
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _record(self, body: bytes = b"") -> tuple[str, str, dict]:
-                parts = urlsplit(self.path)
-                server.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict(self.headers.items()),
-                        "body": body,
-                    }
-                )
-                for prefix, kind in ((FILES, "file"), (DIRECTORIES, "directory")):
-                    if parts.path.startswith(prefix + "/"):
-                        return kind, unquote(parts.path[len(prefix) :]), parse_qs(parts.query)
-                return "other", parts.path, {}
-
-            def _reply(self, status: int, payload: dict | None = None) -> None:
-                body = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _not_found(self, path: str) -> None:
-                self._reply(404, {"error_code": "NOT_FOUND", "message": f"{path} not found"})
-
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                kind, path, query = self._record(body)
-                if kind != "file":
-                    return self._not_found(path)
-                if path in server.files and query.get("overwrite") != ["true"]:
-                    return self._reply(409, {"error_code": "ALREADY_EXISTS", "message": path})
-                server.files[path] = body
-                self._reply(204)
-
-            def do_GET(self) -> None:
-                kind, path, _ = self._record()
-                prefix = path.rstrip("/") + "/"
-                names = sorted(
-                    {p[len(prefix) :].split("/")[0] for p in server.files if p.startswith(prefix)}
-                )
-                if kind != "directory" or not names:
-                    return self._not_found(path)
-                contents = [
-                    {"path": prefix + n, "name": n, "is_directory": prefix + n not in server.files}
-                    | (
-                        {"file_size": len(server.files[prefix + n])}
-                        if prefix + n in server.files
-                        else {}
-                    )
-                    for n in names
-                ]
-                self._reply(200, {"contents": contents})
-
-            def do_DELETE(self) -> None:
-                kind, path, _ = self._record()
-                if kind == "file":
-                    if path not in server.files:
-                        return self._not_found(path)
-                    del server.files[path]
-                self._reply(200, {})
-
-        return Handler
-
-    def calls(self, method: str) -> list[str]:
-        return [unquote(urlsplit(r["path"]).path) for r in self.requests if r["method"] == method]
 
 
 @pytest.fixture
 def files_server() -> Iterator[FilesServer]:
-    state = FilesServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving() as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @dataclass

@@ -3,23 +3,30 @@
     python scripts/check_databricks_config.py [--timeout SECONDS] [--verbose]
 
 Reads the same environment variables as the pipeline (GRID_ENV, DATABRICKS_SERVER_HOSTNAME,
-DATABRICKS_HTTP_PATH, DATABRICKS_TOKEN, DATABRICKS_CATALOG, optional DATABRICKS_SCHEMA_PREFIX and
-GRID_DATABRICKS_CONNECT_TIMEOUT_S) and prints one line per check:
+DATABRICKS_HTTP_PATH, DATABRICKS_TOKEN, DATABRICKS_CATALOG, optional DATABRICKS_SCHEMA_PREFIX,
+GRID_DATABRICKS_CONNECT_TIMEOUT_S and DATABRICKS_STAGING_VOLUME) and prints one line per check:
 
     PASS|FAIL|SKIP  <check>  <what was found>  (hint: <what to do>)
 
-Checks, in order: each variable (present, non-empty, plausible shape); the host name resolves; the
-warehouse answers `SELECT 1` within the connect timeout (the pipeline's own bound); the
-warehouse's state through the workspace API (dagster-databricks' `DatabricksClient`); the catalog
-is visible; the layer schemas exist or can be created (`CREATE SCHEMA IF NOT EXISTS`); the token
-may create, write, read and drop a scratch table (always cleaned up). A check whose prerequisite
-failed is reported as SKIP. Every network step is bounded by the timeout. No secret value is
-ever printed. Exit status: 0 only when every check passes, 1 otherwise.
+Checks, in order: each variable (present, non-empty, plausible shape; the staging volume's path,
+or the one derived when it is unset); the host name resolves; the warehouse answers `SELECT 1`
+within the connect timeout (the pipeline's own bound); the warehouse's state through the
+workspace API (dagster-databricks' `DatabricksClient`); the catalog is visible; the layer schemas
+exist or can be created (`CREATE SCHEMA IF NOT EXISTS`); the token may create, write, read and
+drop a scratch table (always cleaned up); the staging volume exists (a set one, through the Files
+API) or can be created (the derived one, with the pipeline's `CREATE VOLUME IF NOT EXISTS`); and
+the token may upload a small file to `<volume>/grid/check-<id>.txt` through the pipeline's own
+Files API client (`staging.sdk_files`, at https://<DATABRICKS_SERVER_HOSTNAME>), list it, read it
+back and remove it. A refusal names the grant that is missing (READ VOLUME, WRITE VOLUME, CREATE
+VOLUME, USE SCHEMA, USE CATALOG). A check whose prerequisite failed is reported as SKIP. Every
+network step is bounded by the timeout. No secret value is ever printed. Exit status: 0 only when
+every check passes, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import re
@@ -44,11 +51,14 @@ from grid_assets.settings import (  # noqa: E402
     IDENTIFIER_PATTERN,
     PREFIX_PATTERN,
     SCHEMA_PREFIX_VAR,
+    STAGING_VOLUME_VAR,
     ConfigurationError,
     Environment,
     connect_timeout_problem,
+    derived_staging_volume,
     hostname_problem,
     resolve_environment,
+    staging_volume_problem,
 )
 
 LAYERS = ("bronze", "silver", "gold")
@@ -60,6 +70,9 @@ PATH_VAR = "DATABRICKS_HTTP_PATH"
 TOKEN_VAR = "DATABRICKS_TOKEN"
 CATALOG_VAR = "DATABRICKS_CATALOG"
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+VOLUME_CHECK = "staging volume"
+VOLUME_WRITE = "staging volume write"
+PRINCIPAL = "`<principal>`"  # the token's user or service principal
 NAME_WIDTH = 33
 IMPORT_ALLOWANCE_S = 60.0
 
@@ -223,6 +236,15 @@ def check_variables(report: Report, env: Mapping[str, str]) -> None:
             else (f"{engines.DEFAULT_CONNECT_TIMEOUT_S} s (default)")
         )
         report.line(PASS, CONNECT_TIMEOUT_VAR, f"connect timeout {seconds}")
+
+    volume = (raw(STAGING_VOLUME_VAR) or "").strip()
+    if volume and (problem := staging_volume_problem(volume)):
+        report.line(FAIL, STAGING_VOLUME_VAR, "not a Unity Catalog volume path", problem)
+    elif volume:
+        report.line(PASS, STAGING_VOLUME_VAR, f"{volume} (must exist: the pipeline uses it as is)")
+    elif not report.skip_unless(STAGING_VOLUME_VAR, CATALOG_VAR, SCHEMA_PREFIX_VAR):
+        derived = derived_staging_volume(str(catalog), prefix)
+        report.line(PASS, STAGING_VOLUME_VAR, f"not set: {derived} (the pipeline creates it)")
 
 
 def check_dns(report: Report, host: str, port: int, timeout: float) -> None:
@@ -396,6 +418,7 @@ def check_warehouse(
         lookup.report(report)
     try:
         check_sql_objects(report, connection, env, statement_s)
+        check_staging_volume(report, env, sql_runner(connection, statement_s), timeout)
     finally:
         if connection is not None:
             try:
@@ -406,13 +429,9 @@ def check_warehouse(
             engine.dispose()
 
 
-def check_sql_objects(
-    report: Report, connection: Any, env: Mapping[str, str], statement_s: float
-) -> None:
+def sql_runner(connection: Any, statement_s: float) -> Callable[[str], list[Any]]:
+    """Runs one statement on `connection`, bounded by `statement_s`; returns its rows."""
     from sqlalchemy import text
-
-    catalog = env.get(CATALOG_VAR, "").strip()
-    prefix = env.get(SCHEMA_PREFIX_VAR, "").strip()
 
     def run(sql: str) -> list[Any]:
         def execute() -> list[Any]:
@@ -420,6 +439,16 @@ def check_sql_objects(
             return list(result) if result.returns_rows else []
 
         return bounded(execute, statement_s)
+
+    return run
+
+
+def check_sql_objects(
+    report: Report, connection: Any, env: Mapping[str, str], statement_s: float
+) -> None:
+    catalog = env.get(CATALOG_VAR, "").strip()
+    prefix = env.get(SCHEMA_PREFIX_VAR, "").strip()
+    run = sql_runner(connection, statement_s)
 
     if not report.skip_unless("catalog visible", "SELECT 1"):
         try:
@@ -472,6 +501,142 @@ def check_sql_objects(
                 run(f"DROP TABLE IF EXISTS {scratch}")
             except Exception as exc:
                 print(redact(f"WARN  could not drop {scratch}: {one_line(exc)}"), flush=True)
+
+
+def staging_volume(env: Mapping[str, str]) -> tuple[str, bool]:
+    """The staging volume's path and whether it is derived (settings' rule; already checked)."""
+    volume = env.get(STAGING_VOLUME_VAR, "").strip()
+    if volume:
+        return volume, False
+    catalog = env.get(CATALOG_VAR, "").strip()
+    return derived_staging_volume(catalog, env.get(SCHEMA_PREFIX_VAR, "").strip()), True
+
+
+def volume_hint(exc: BaseException, step: str, volume: str, derived: bool, timeout: float) -> str:
+    """What to grant (or fix) when the Files API refused `step` on `volume`."""
+    from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
+
+    catalog, schema, name = volume.split("/")[2:5]
+    dotted = f"{catalog}.{schema}.{name}"
+    parents = f"USE CATALOG ON CATALOG {catalog} and USE SCHEMA ON SCHEMA {catalog}.{schema}"
+    if isinstance(exc, Deadline):
+        return f"the Files API gave no answer within {timeout:g} s: check HTTPS to the workspace"
+    if isinstance(exc, Unauthenticated):
+        return f"{TOKEN_VAR} is not accepted by the workspace's Files API"
+    if isinstance(exc, PermissionDenied):
+        if step in ("upload", "delete"):
+            return (
+                f"GRANT WRITE VOLUME, READ VOLUME ON VOLUME {dotted} TO {PRINCIPAL} (with "
+                f"{parents}): batches are uploaded there and removed after their load"
+            )
+        return (
+            f"GRANT READ VOLUME ON VOLUME {dotted} TO {PRINCIPAL} (with {parents}): the loads "
+            "read the staged files (parquet.`<path>`) and the sweep lists them"
+        )
+    if isinstance(exc, NotFound):
+        if derived:
+            return f"the volume is not visible after CREATE VOLUME: grant {parents}"
+        return (
+            f"create the volume (CREATE VOLUME {dotted}) or unset {STAGING_VOLUME_VAR} to let "
+            f"the pipeline create its own; if it exists, grant {parents}"
+        )
+    return f"the Files API at https://<{HOST_VAR}> failed: see the error"
+
+
+def short_error(exc: BaseException) -> str:
+    # The SDK appends its configuration ("Config: host=..., token=***, ...") to every error.
+    return one_line(exc).split(" Config: ")[0]
+
+
+def check_staging_volume(
+    report: Report, env: Mapping[str, str], run: Callable[[str], list[Any]], timeout: float
+) -> None:
+    """The staging volume exists (the derived one: created as the pipeline creates it), and the
+    token may upload, list, read and remove a file in it through the pipeline's Files API client.
+    The probe file is removed whatever fails after its upload (unless the delete is refused)."""
+    if report.results.get(STAGING_VOLUME_VAR) != PASS:
+        report.skip_unless(VOLUME_CHECK, STAGING_VOLUME_VAR)
+        report.skip_unless(VOLUME_WRITE, VOLUME_CHECK)
+        return
+    volume, derived = staging_volume(env)
+    catalog, schema, name = volume.split("/")[2:5]
+    dotted = f"{catalog}.{schema}.{name}"
+    files: Any = None
+
+    def client() -> Any:
+        from grid_assets.resources.staging import sdk_files
+
+        target = engines.DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
+        token = env[TOKEN_VAR].strip()
+        return bounded(
+            lambda: sdk_files(f"https://{target.address}", token, int(timeout)), IMPORT_ALLOWANCE_S
+        )
+
+    if derived:
+        if not report.skip_unless(VOLUME_CHECK, "layer schemas"):
+            try:
+                run(f"CREATE VOLUME IF NOT EXISTS {dotted}")  # the pipeline's own statement
+                report.line(PASS, VOLUME_CHECK, f"{dotted} exists (or was just created)")
+            except Exception as exc:
+                report.line(
+                    FAIL,
+                    VOLUME_CHECK,
+                    one_line(exc),
+                    f"GRANT CREATE VOLUME ON SCHEMA {catalog}.{schema} TO {PRINCIPAL}, or set "
+                    f"{STAGING_VOLUME_VAR} to a volume an administrator manages",
+                )
+    elif not report.skip_unless(VOLUME_CHECK, "port reachable", TOKEN_VAR):
+        try:
+            files = client()
+            bounded(lambda: files.get_directory_metadata(volume), timeout)
+            report.line(PASS, VOLUME_CHECK, f"{volume} exists")
+        except Exception as exc:
+            hint = volume_hint(exc, "exists", volume, derived, timeout)
+            report.line(FAIL, VOLUME_CHECK, short_error(exc), hint)
+
+    if report.skip_unless(VOLUME_WRITE, VOLUME_CHECK):
+        return
+    check_volume_round_trip(report, files or client(), volume, derived, timeout)
+
+
+def check_volume_round_trip(
+    report: Report, files: Any, volume: str, derived: bool, timeout: float
+) -> None:
+    from grid_assets.resources.staging import STAGING_FOLDER
+
+    folder = f"{volume}/{STAGING_FOLDER}"
+    probe = f"{folder}/check-{uuid.uuid4().hex[:12]}.txt"
+    body = f"grid config check {probe}\n".encode()
+    step = "upload"
+    try:
+        bounded(lambda: files.upload(probe, io.BytesIO(body), overwrite=True), timeout)
+        step = "list"
+        listed = bounded(lambda: [e.path for e in files.list_directory_contents(folder)], timeout)
+        if probe not in listed:
+            raise RuntimeError(f"{probe} was uploaded but is not listed in {folder}")
+        step = "read"
+        read = bounded(lambda: files.download(probe).contents.read(), timeout)
+        if read != body:
+            raise RuntimeError(f"{probe} read back {len(read)} bytes instead of {len(body)}")
+        step = "delete"
+        bounded(lambda: files.delete(probe), timeout)
+        report.line(PASS, VOLUME_WRITE, f"uploaded, listed, read and removed {probe}")
+    except Exception as exc:
+        hint = volume_hint(exc, step, volume, derived, timeout)
+        report.line(FAIL, VOLUME_WRITE, f"{step}: {short_error(exc)}", hint)
+        # After a refused upload there is nothing to remove, and a refused delete would only be
+        # refused again; a timed-out upload may still land.
+        if step in ("list", "read") or (step == "upload" and isinstance(exc, Deadline)):
+            remove_probe(files, probe, timeout)
+
+
+def remove_probe(files: Any, probe: str, timeout: float) -> None:
+    """Best effort: the probe must not stay behind (the pipeline's sweep would remove it too)."""
+    try:
+        bounded(lambda: files.delete(probe), timeout)
+    except Exception as exc:
+        if type(exc).__name__ not in ("NotFound", "ResourceDoesNotExist"):
+            print(redact(f"WARN  could not remove {probe}: {short_error(exc)}"), flush=True)
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
