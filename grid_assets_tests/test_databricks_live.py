@@ -9,6 +9,13 @@ DATABRICKS_CATALOG are set (skipped with the missing names shown otherwise):
 Each session writes into its own schemas (`gridtest_<random>_bronze`, ...) in the catalog and
 drops them afterwards (CASCADE). The variables are captured when this module is imported,
 before the suite's autouse fixture hides DATABRICKS_* from every test.
+
+The first run goes through the production write path step by step (`write_meter.metered_run`:
+DDL, Bronze, Silver, Gold, the calls the assets make) and prints, per step, the statements sent,
+the pool's pings, the files and bytes staged and the seconds taken, beside the same run on the
+recording warehouse (the offline budget of `scripts/bench.py --databricks-statements`). The
+second run is `grid run` itself, each Dagster step timed from its DEBUG log. Both reports reach
+the terminal whether or not `-s` is given.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,7 +34,15 @@ from sqlalchemy import select, text
 
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
 from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.resources.staging import VolumeStaging
 from grid_assets.settings import REQUIRED_DATABRICKS_VARS
+from grid_assets_tests.write_meter import (
+    WriteMeter,
+    metered_run,
+    recording_lakehouse,
+    render_step_seconds,
+    step_seconds,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
@@ -73,9 +89,9 @@ def live_lakehouse(prefix: str) -> Lakehouse:
     ).get_lakehouse()
 
 
-def grid_run(prefix: str, landing: Path) -> subprocess.CompletedProcess[str]:
+def grid_run(prefix: str, landing: Path, *args: str) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(
-        [str(BIN / "grid"), "run"],
+        [str(BIN / "grid"), "run", *args],
         env=live_env(
             DATABRICKS_SCHEMA_PREFIX=prefix,
             GRID_LANDING_DIR=str(landing),
@@ -131,12 +147,33 @@ def test_the_check_script_passes() -> None:
     assert LIVE["DATABRICKS_TOKEN"] not in completed.stdout + completed.stderr
 
 
-def test_grid_run_matches_the_local_engine(prefix: str, tmp_path: Path) -> None:
-    """`grid run` on the committed samples: Gold on Databricks equals Gold on DuckDB."""
+def report(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Print `text` to the terminal, past pytest's capture."""
+    with capsys.disabled():
+        print("\n" + text, flush=True)
+
+
+def test_the_write_path_matches_the_local_engine(
+    prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first run on the committed samples, step by step and metered: Gold on Databricks
+    equals Gold on DuckDB; statements, files and seconds per step are reported."""
     from grid_assets_tests.conftest import run_medallion
 
-    completed = grid_run(prefix, SAMPLES_DIR)
-    assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
+    lakehouse = live_lakehouse(prefix)
+    assert isinstance(lakehouse.stager, VolumeStaging)
+    live = metered_run(lakehouse, SAMPLES_DIR, lakehouse.stager.run_id)
+    offline = recording_lakehouse(prefix)
+    budget: WriteMeter = metered_run(offline.lakehouse, SAMPLES_DIR, offline.run_id)
+    offline.lakehouse.engine.dispose()
+    report(
+        live.render(f"Databricks write path, first run on {SAMPLES_DIR.name}/ (live warehouse)")
+        + "\n\n"
+        + budget.render("The same run on the recording warehouse (offline budget)"),
+        capsys,
+    )
+    assert live.total().statements > 0
+    assert live.total().files > 0, "bulk writes did not travel as staged files"
 
     local = run_medallion(SAMPLES_DIR, tmp_path / "local.duckdb")
     assert local.success
@@ -149,11 +186,21 @@ def test_grid_run_matches_the_local_engine(prefix: str, tmp_path: Path) -> None:
     assert all(isinstance(row[1], Decimal) for row in actual["revenue_by_category"])
 
 
-def test_a_second_run_changes_no_gold_content(prefix: str) -> None:
+def test_grid_run_again_changes_no_gold_content(
+    prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`grid run` (the whole job, checks included) over what the first run loaded: nothing new
+    arrives, so Gold is unchanged. The wall time of each step and of the command is reported."""
     before = gold_tables(live_lakehouse(prefix))
-    completed = grid_run(prefix, SAMPLES_DIR)
+    started = time.perf_counter()
+    completed = grid_run(prefix, SAMPLES_DIR, "--log-level", "DEBUG", "--no-show-gold")
+    seconds = time.perf_counter() - started
+    steps = step_seconds(completed.stdout + completed.stderr)
+    title = f"grid run, second run on {SAMPLES_DIR.name}/ (live warehouse): {seconds:.1f} s"
+    report(render_step_seconds(steps, title), capsys)
     assert completed.returncode == 0, completed.stdout[-5000:] + completed.stderr[-5000:]
     assert gold_tables(live_lakehouse(prefix)) == before
+    assert "bronze_ingest" in steps, "no step timings in the DEBUG log"
 
 
 def test_bulk_insert_round_trip(prefix: str) -> None:
