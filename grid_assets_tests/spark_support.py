@@ -8,9 +8,11 @@ statements are compiled by the real dialect before Spark parses them.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -60,6 +62,23 @@ def start_local_spark(work_dir: Path) -> Any:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@contextmanager
+def quiet_analysis_errors() -> Iterator[None]:
+    """Within the block, PySpark does not log the analysis errors it raises (each one a full JVM
+    stack trace on stderr): for statements expected to fail, such as the Databricks dialect's
+    `DESCRIBE TABLE EXTENDED` probe of a table not created yet. The errors are still raised."""
+    from pyspark.logger import PySparkLogger
+
+    # Created as PySpark creates it: a plain `logging.Logger` of that name would break its calls.
+    logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # --- DDL --------------------------------------------------------------------------------------
@@ -172,3 +191,11 @@ def comparable(value: Any) -> tuple[str, str]:
 def comparable_rows(rows: Sequence[Sequence[Any]], sort: bool = True) -> list[tuple]:
     converted = [tuple(comparable(value) for value in row) for row in rows]
     return sorted(converted) if sort else converted
+
+
+def spark_table_rows(spark: Any, name: str) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of a Spark table, read through Arrow: instants come back UTC-aware,
+    decimals as `Decimal` with their declared scale."""
+    table = spark.sql(f"SELECT * FROM {name}").toArrow()
+    columns = [column.to_pylist() for column in table.columns]
+    return table.column_names, list(zip(*columns, strict=True)) if columns else []

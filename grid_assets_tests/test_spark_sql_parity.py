@@ -10,7 +10,7 @@ taken in the wrong time zone) shows up as an error or a different row.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +43,6 @@ from grid_assets_tests.spark_support import (
     databricks_sql,
     delta_ddl_to_parquet,
     insert_statements,
-    java_available,
-    start_local_spark,
 )
 
 pytest.importorskip("pyspark")
@@ -118,23 +116,6 @@ class Loaded:
     name: str
     lakehouse: Lakehouse
     spark: Any
-
-
-@pytest.fixture(scope="module")
-def spark_starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future]:
-    """The one SparkSession of this module, started in the background so that the JVM's
-    start-up overlaps the DuckDB pipeline runs (`pipelines` asks for this fixture first)."""
-    if not java_available():
-        if running_in_ci():
-            pytest.fail("the Spark SQL tier needs Java 17 on PATH")
-        pytest.skip("Java is not installed: the Spark SQL tier needs Java 17")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        starting = pool.submit(start_local_spark, tmp_path_factory.mktemp("spark"))
-        try:
-            yield starting
-        finally:
-            if starting.exception() is None:
-                starting.result().stop()
 
 
 def _landing(dataset: str, folder: Path) -> Path | None:
