@@ -53,7 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from grid_assets.models import metadata
-from grid_assets.simulation import generate_traffic
+from grid_sim import generate_traffic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOOK_SOURCE = Path(__file__).with_name("crash_sitecustomize.py")

@@ -14,8 +14,8 @@ from grid_assets.models import metadata
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import EventLedger
 from grid_assets.resources.lakehouse import LakehouseResource
-from grid_assets.simulation import generate_traffic
 from grid_assets_tests.conftest import SAMPLES_DIR, local_settings
+from grid_sim import generate_traffic
 
 # The pipeline's own timestamps and run ids; everything else must be equal.
 RUN_COLUMNS = {"computed_at", "quarantined_at", "processed_at", "run_id"}

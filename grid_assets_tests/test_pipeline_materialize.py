@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from grid_assets.models.base import Base
 from grid_assets.models.bronze import Event, RejectedEvent
 from grid_assets.models.silver import EventLedger, Quarantine
-from grid_assets.simulation import generate_traffic
 from grid_assets_tests.conftest import SAMPLES_DIR, WALL_CLOCK_CHECKS, run_medallion
+from grid_sim import generate_traffic
 
 VOLATILE = {
     "computed_at",

@@ -10,6 +10,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shlex
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from grid_assets.simulation import TrafficSummary, generate_traffic
+from grid_assets_tests.conftest import REPO_ROOT, SAMPLES_DIR
+from grid_sim import TrafficProfile, TrafficSummary, generate_traffic
 
 OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
 PRICE_TEXT = re.compile(r"^\d+\.\d{2}(\d{2})?$")
@@ -169,6 +173,25 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
     assert runs["a"][1] != runs["c"][1]
 
 
+def test_the_committed_samples_reproduce_byte_for_byte_with_their_documented_command(
+    tmp_path: Path,
+) -> None:
+    # The command data/samples/README.md gives, run as written but into a scratch folder.
+    readme = (SAMPLES_DIR / "README.md").read_text(encoding="utf-8")
+    [command] = [line.strip() for line in readme.splitlines() if "simulate_pipeline.py" in line]
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "scripts/simulate_pipeline.py"] and "--no-run" in argv, command
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, *argv[1:]], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    committed = sorted(p.name for p in SAMPLES_DIR.glob("events-*"))
+    assert committed and sorted(p.name for p in tmp_path.iterdir()) == committed
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (SAMPLES_DIR / name).read_bytes(), name
+
+
 def test_files_follow_emission_order_and_gzip_every(sample) -> None:
     out_dir, summary, _ = sample
     assert summary.files == (
@@ -294,6 +317,30 @@ def test_no_bad_input_when_bad_share_is_zero(tmp_path: Path) -> None:
     found = tally(tmp_path, summary.files)
     assert summary.rejected == {} and summary.quarantined == {}
     assert not found.rejected and not found.quarantined
+
+
+def test_the_profile_steers_the_traffic(tmp_path: Path) -> None:
+    quiet = TrafficProfile(
+        duplicate_share=0,
+        conflict_share=0,
+        late_share=0,
+        paid_before_placed_share=0,
+        blank_share=0,
+    )
+    summary = generate_traffic(tmp_path, 2000, seed=5, n_files=1, profile=quiet)
+    assert summary.duplicates == summary.conflicts == summary.late_events == 0
+    assert summary.blank_lines == 0 and summary.rejected_total > 0
+    default = generate_traffic(tmp_path / "default", 2000, seed=5, n_files=1)
+    assert default.duplicates and default.conflicts and default.late_events
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"late_share": 1.5}, {"order_below": 0.99}, {"hourly_gap_factor": (1,) * 23}],
+)
+def test_a_nonsense_profile_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        TrafficProfile(**changes)
 
 
 def test_fewer_events_than_files_still_writes_every_file(tmp_path: Path) -> None:

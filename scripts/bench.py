@@ -88,7 +88,7 @@ def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]
 
 
 def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
-    from grid_assets.simulation import generate_traffic
+    from grid_sim import generate_traffic
 
     landing = workdir / f"n{n}-seed{seed}" / "landing"
     marker = landing.parent / "generated.json"
