@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import select
 
-from grid_assets.settings import DEFAULT_LANDING_DIR, PROJECT_ROOT, ConfigurationError
+from grid_assets.config import DEFAULT_LANDING_DIR, PROJECT_ROOT, ConfigurationError
 
 # Tracebacks are printed by main() with secrets masked; typer's own pretty tracebacks would also
 # print every frame's local variables (connection arguments included).
@@ -105,9 +105,9 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
     import dagster as dg
 
     from grid_assets.definitions import build_definitions
+    from grid_assets.lakehouse.core import ping
+    from grid_assets.lakehouse.databricks import LakehouseConnectionError
     from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
-    from grid_assets.resources.engines import LakehouseConnectionError
-    from grid_assets.resources.lakehouse import ping
     from grid_assets.run_progress import follow_on_terminal
 
     defs = build_definitions(settings)

@@ -20,6 +20,7 @@ from grid_assets.defs.jobs import freshness_checks_job, medallion_job, silver_go
 from grid_assets.defs.resources import resources
 from grid_assets.defs.silver.assets import silver_apply_events
 from grid_assets.defs.silver.checks import silver_checks
+from grid_assets.defs.silver.sensors import silver_sensors
 from grid_assets.logging_redaction import install_redaction
 from grid_assets.settings import Settings, load_settings
 
@@ -27,7 +28,9 @@ from grid_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     layers = dg.Definitions.merge(
         dg.Definitions(assets=[bronze_ingest], asset_checks=bronze_checks, sensors=bronze_sensors),
-        dg.Definitions(assets=[silver_apply_events], asset_checks=silver_checks),
+        dg.Definitions(
+            assets=[silver_apply_events], asset_checks=silver_checks, sensors=silver_sensors
+        ),
         dg.Definitions(assets=gold_assets, asset_checks=gold_checks),
     )
     return dg.Definitions.merge(

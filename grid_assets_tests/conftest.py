@@ -14,7 +14,8 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
 from grid_assets.definitions import build_definitions
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import Environment, Settings
 from grid_assets_tests.northwind import running_in_ci
 from grid_assets_tests.spark_support import java_available, start_local_spark

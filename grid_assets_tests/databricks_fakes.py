@@ -10,6 +10,7 @@ import secrets
 import socket
 import types
 
+from grid_assets.config import DatabricksConfig
 from grid_assets.resources.lakehouse import LakehouseResource
 
 # Shaped like a real personal access token, random per test session, so a leak is unmistakable.
@@ -34,6 +35,17 @@ def clean_env(**values: str) -> dict[str, str]:
         and k != "PYTEST_CURRENT_TEST"
     }
     return {**base, "COLUMNS": "200", **values}
+
+
+def warehouse_config(host: str, token: str = TOKEN, timeout: int = 5) -> DatabricksConfig:
+    """A checked production configuration for `host` (engines are built from one)."""
+    return DatabricksConfig(
+        server_hostname=host,
+        http_path=HTTP_PATH,
+        access_token=token,
+        catalog="main",
+        connect_timeout_s=timeout,
+    )
 
 
 def production_resource(host: str, token: str = TOKEN, timeout: int = 5) -> LakehouseResource:

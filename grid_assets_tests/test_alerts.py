@@ -33,12 +33,13 @@ from grid_assets.alerts import (
     reconcile,
 )
 from grid_assets.cli import app
+from grid_assets.config import ConfigurationError
 from grid_assets.definitions import build_definitions
 from grid_assets.defs.alerts import AlertWebhook, SensorCursor, alerts_sensor
 from grid_assets.logging_redaction import MASK, redact
 from grid_assets.models.silver import EventLedger
 from grid_assets.resources.lakehouse import LakehouseResource
-from grid_assets.settings import ConfigurationError, alert_settings, load_settings
+from grid_assets.settings import alert_settings, load_settings
 from grid_assets_tests.conftest import write_events
 
 RECONCILE = "check:silver/event_ledger:events_reconcile"

@@ -11,21 +11,22 @@ from databricks.sqlalchemy import DatabricksDialect
 from sqlalchemy import insert, select, text
 from sqlalchemy.schema import CreateTable
 
+from grid_assets.config import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DUCKDB_MEMORY_LIMIT_VAR,
+    ConfigurationError,
+)
 from grid_assets.defs.bronze.checks import event_ids_unique
 from grid_assets.defs.resources import lakehouse_resource
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events, read_cursor
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.duckdb import LakehouseMemoryError
 from grid_assets.models import metadata
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import EventLedger
-from grid_assets.resources.engines import LakehouseMemoryError
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.settings import (
-    DEFAULT_DUCKDB_MEMORY_LIMIT,
-    DUCKDB_MEMORY_LIMIT_VAR,
-    ConfigurationError,
-    load_settings,
-)
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import load_settings
 from grid_assets_tests.conftest import write_events
 
 

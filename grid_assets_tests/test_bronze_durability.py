@@ -22,9 +22,9 @@ from grid_assets.ingest.landing import (
     TAIL_QUIET_S,
     UNREADABLE,
 )
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.queries.checks import held_landing_files
-from grid_assets.resources.lakehouse import Lakehouse
 
 EVENTS = Event.__table__
 REJECTED = RejectedEvent.__table__
@@ -284,7 +284,8 @@ def test_an_earlier_layout_is_rebuilt_where_it_can_be(tmp_path: Path) -> None:
     with one error that says what to do."""
     import duckdb
 
-    from grid_assets.resources.lakehouse import LakehouseLayoutError, LakehouseResource
+    from grid_assets.lakehouse.core import LakehouseLayoutError
+    from grid_assets.resources.lakehouse import LakehouseResource
 
     path = tmp_path / "old.duckdb"
     landing = tmp_path / "landing"

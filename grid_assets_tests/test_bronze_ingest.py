@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from grid_assets.etl.bronze import ingest_landing
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
-from grid_assets.resources.lakehouse import Lakehouse
 from grid_assets_tests.conftest import write_events
 
 EVENTS = Event.__table__

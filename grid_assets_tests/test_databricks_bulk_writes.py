@@ -2,7 +2,7 @@
 path (a `Lakehouse` built without a staging volume, kept for comparison), multi-row VALUES under
 the 256-parameter cap; never executemany.
 
-The engine is the production one (`engines.databricks_engine`: Databricks dialect, pool, events)
+The engine is the production one (`databricks_engine`: Databricks dialect, pool, events)
 over a recording fake DBAPI module instead of `databricks.sql`, so every statement the write path
 would send to the warehouse is visible without one.
 """
@@ -21,13 +21,20 @@ import pyarrow as pa
 import pytest
 from databricks.sql import exc as dbx
 
+from grid_assets.config import DEFAULT_CONNECT_TIMEOUT_S
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import (
+    MAX_PARAMS_PER_STATEMENT,
+    RETRY_ATTEMPTS,
+    DatabricksBackend,
+    databricks_engine,
+    insert_chunked,
+)
+from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets.models.bronze import Event
 from grid_assets.queries.silver import unprocessed_events
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
-from grid_assets.resources.staging import VolumeStaging
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
-from grid_assets_tests.databricks_fakes import FakeConnection, MemoryVolume
+from grid_assets_tests.databricks_fakes import FakeConnection, MemoryVolume, warehouse_config
 
 EVENTS = Event.__table__
 ROWS = 10_000
@@ -132,15 +139,12 @@ def events_rows(count: int) -> pa.Table:
 @pytest.fixture
 def recorded() -> tuple[Lakehouse, Recorder]:
     recorder = Recorder()
-    engine = engines.databricks_engine(
-        f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net",
-        "/sql/1.0/warehouses/0123456789abcdef",
-        TOKEN,
-        "main",
+    engine = databricks_engine(
+        warehouse_config(f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net", TOKEN),
         dbapi=recording_dbapi(recorder),
     )
     assert engine.dialect.name == "databricks"
-    return Lakehouse(engine, schema_prefix="grid_"), recorder
+    return Lakehouse(DatabricksBackend(engine), schema_prefix="grid_"), recorder
 
 
 def inserts(recorder: Recorder) -> list[tuple[str, Any]]:
@@ -156,7 +160,7 @@ def test_ten_thousand_events_in_capped_multi_row_statements(
     ncols = rows.num_columns
     with lakehouse.connect() as conn:
         recorder.executes.clear()  # the pool's pre-ping, if any
-        written = lakehouse.bulk_insert(conn, EVENTS, rows)
+        written = insert_chunked(conn, EVENTS, rows)  # the row path that files replaced
 
     assert written == ROWS
     assert recorder.executemanys == []
@@ -185,8 +189,8 @@ def test_the_connection_gets_the_bounded_settings(recorded: tuple[Lakehouse, Rec
         pass
     (kwargs,) = recorder.connects
     assert kwargs["access_token"] == TOKEN
-    assert kwargs["_retry_stop_after_attempts_duration"] <= engines.DEFAULT_CONNECT_TIMEOUT_S
-    assert kwargs["_retry_stop_after_attempts_count"] == engines.RETRY_ATTEMPTS
+    assert kwargs["_retry_stop_after_attempts_duration"] <= DEFAULT_CONNECT_TIMEOUT_S
+    assert kwargs["_retry_stop_after_attempts_count"] == RETRY_ATTEMPTS
     assert kwargs["enable_telemetry"] is False
     assert TOKEN not in str(lakehouse.engine.url) and TOKEN not in repr(lakehouse.engine)
 
@@ -200,7 +204,7 @@ def test_multi_chunk_arrow_tables_do_not_add_statements(
     assert chunked.column("event_id").num_chunks == 3
     with lakehouse.connect() as conn:
         recorder.executes.clear()
-        lakehouse.bulk_insert(conn, EVENTS, chunked)
+        insert_chunked(conn, EVENTS, chunked)
     assert len(recorder.executes) == math.ceil(1_000 / (256 // chunked.num_columns))
     assert recorder.executemanys == []
 
@@ -257,7 +261,7 @@ def test_production_stages_ten_thousand_events_as_one_file_and_one_statement(
     row_path, recorder = recorded
     volume = MemoryVolume()
     stager = VolumeStaging("/Volumes/main/grid_bronze/grid_staging", volume, "run-7")
-    lakehouse = Lakehouse(row_path.engine, "grid_", stager=stager)
+    lakehouse = Lakehouse(DatabricksBackend(row_path.engine, stager), "grid_")
     rows = events_rows(ROWS)
     with lakehouse.connect() as conn:
         recorder.executes.clear()

@@ -32,10 +32,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from grid_assets.config import REQUIRED_DATABRICKS_VARS
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.resources.staging import VolumeStaging
-from grid_assets.settings import REQUIRED_DATABRICKS_VARS
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.write_meter import (
     WriteMeter,
     metered_run,
@@ -161,8 +162,9 @@ def test_the_write_path_matches_the_local_engine(
     from grid_assets_tests.conftest import run_medallion
 
     lakehouse = live_lakehouse(prefix)
-    assert isinstance(lakehouse.stager, VolumeStaging)
-    live = metered_run(lakehouse, SAMPLES_DIR, lakehouse.stager.run_id)
+    stager = getattr(lakehouse.backend, "stager", None)
+    assert isinstance(stager, VolumeStaging)
+    live = metered_run(lakehouse, SAMPLES_DIR, stager.run_id)
     offline = recording_lakehouse(prefix)
     budget: WriteMeter = metered_run(offline.lakehouse, SAMPLES_DIR, offline.run_id)
     offline.lakehouse.engine.dispose()

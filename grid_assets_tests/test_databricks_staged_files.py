@@ -3,7 +3,7 @@
 A small server on 127.0.0.1 (`files_api_server`) implements the Files API endpoints
 `databricks-sdk` calls (upload: PUT /api/2.0/fs/files/..., list: GET /api/2.0/fs/directories/...,
 delete: DELETE on both). The lakehouse is the production one (Databricks dialect,
-`engines.databricks_engine`) over a recording warehouse, with `staging.VolumeStaging` on
+`databricks_engine`) over a recording warehouse, with `staging.VolumeStaging` on
 `staging.sdk_files` pointed at the server. Nothing is mocked between the staging code and the
 socket.
 """
@@ -24,16 +24,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from grid_assets.config import ConfigurationError
 from grid_assets.etl import bronze
 from grid_assets.ingest.chunks import Chunk
 from grid_assets.ingest.envelope import Envelope
 from grid_assets.ingest.landing import LandingFile, Progress, RawLine
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import DatabricksBackend, databricks_engine
+from grid_assets.lakehouse.staging import VolumeStaging, sdk_files
 from grid_assets.models.silver import OrderItem
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.resources.staging import VolumeStaging, sdk_files
-from grid_assets.settings import ConfigurationError, load_settings
-from grid_assets_tests.databricks_fakes import HTTP_PATH, TOKEN, RecordingWarehouse
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import load_settings
+from grid_assets_tests.databricks_fakes import (
+    HTTP_PATH,
+    TOKEN,
+    RecordingWarehouse,
+    warehouse_config,
+)
 from grid_assets_tests.files_api_server import FILES, FilesServer, serving
 
 VOLUME = "/Volumes/main/grid_bronze/grid_staging"
@@ -63,15 +70,12 @@ def production(files_server: FilesServer) -> Production:
             return pq.read_table(io.BytesIO(files_server.files[path]))
 
     warehouse = RecordingWarehouse(ServerReader())  # type: ignore[arg-type]
-    engine = engines.databricks_engine(
-        f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net",
-        HTTP_PATH,
-        TOKEN,
-        "main",
+    engine = databricks_engine(
+        warehouse_config(f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net"),
         dbapi=warehouse.module(),
     )
     stager = VolumeStaging(VOLUME, files, RUN_ID)
-    lakehouse = Lakehouse(engine, "grid_", stager=stager)
+    lakehouse = Lakehouse(DatabricksBackend(engine, stager), "grid_")
     return Production(lakehouse, stager, warehouse)
 
 
@@ -253,9 +257,10 @@ def test_the_staging_volume_is_optional_and_derived() -> None:
         schema_prefix="dev_",
     )
     lakehouse = resource.get_lakehouse()
-    assert isinstance(lakehouse.stager, VolumeStaging)
-    assert lakehouse.stager.volume == "/Volumes/main/dev_bronze/grid_staging"
-    assert lakehouse.create_volume == "main.dev_bronze.grid_staging"
+    backend = lakehouse.backend
+    assert isinstance(backend, DatabricksBackend) and isinstance(backend.stager, VolumeStaging)
+    assert backend.stager.volume == "/Volumes/main/dev_bronze/grid_staging"
+    assert backend.create_volume == "main.dev_bronze.grid_staging"
 
 
 def test_a_set_staging_volume_is_used_as_is() -> None:
@@ -270,8 +275,9 @@ def test_a_set_staging_volume_is_used_as_is() -> None:
         staging_volume=settings.staging_volume,
     )
     lakehouse = resource.get_lakehouse()
-    assert isinstance(lakehouse.stager, VolumeStaging)
-    assert (lakehouse.stager.volume, lakehouse.create_volume) == ("/Volumes/ops/etl/in", None)
+    backend = lakehouse.backend
+    assert isinstance(backend, DatabricksBackend) and isinstance(backend.stager, VolumeStaging)
+    assert (backend.stager.volume, backend.create_volume) == ("/Volumes/ops/etl/in", None)
 
 
 @pytest.mark.parametrize(

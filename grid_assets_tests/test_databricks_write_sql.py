@@ -39,11 +39,13 @@ from grid_assets.etl import bronze, pipeline_events, silver
 from grid_assets.ingest.chunks import Chunk
 from grid_assets.ingest.envelope import Envelope, envelope_hash
 from grid_assets.ingest.landing import LandingFile, Progress, RawLine
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import MAX_PARAMS_PER_STATEMENT, DatabricksBackend
+from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets.models.bronze import Event
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
-from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
-from grid_assets.resources.staging import VolumeStaging
+from grid_assets.queries.common import insert_missing
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
 from grid_assets_tests.databricks_fakes import MemoryVolume
 
@@ -84,7 +86,8 @@ class Recorder:
     def __post_init__(self) -> None:
         self.conn: Any = create_mock_engine("databricks://", self._execute)
         self.volume = MemoryVolume()
-        self.lakehouse = Lakehouse(self.conn, stager=VolumeStaging(VOLUME, self.volume, RUN_ID))
+        stager = VolumeStaging(VOLUME, self.volume, RUN_ID)
+        self.lakehouse = Lakehouse(DatabricksBackend(self.conn, stager))
 
     def _execute(self, statement: ClauseElement, parameters: Any = None) -> _Result:
         assert parameters is None, "the pipeline passes values inside statements"
@@ -365,7 +368,7 @@ def test_silver_quarantine_insert() -> None:
     rows = silver._quarantine_rows(NO_EVENTS, EMPTY_BATCH, RUN_ID, NOW)
     stage = staged_on_databricks(silver.QUARANTINE, rows)
     assert_pinned(
-        silver_queries.insert_missing(silver.QUARANTINE, stage, ["event_id"]),
+        insert_missing(silver.QUARANTINE, stage, ["event_id"]),
         """
         INSERT INTO silver.quarantine (event_id, event_type, reasons, occurred_at,
           quarantined_at, run_id)
@@ -386,7 +389,7 @@ def test_silver_event_ledger_insert() -> None:
     rows = silver._ledger_rows(NO_EVENTS, EMPTY_BATCH, RUN_ID, NOW)
     stage = staged_on_databricks(silver.LEDGER, rows)
     assert_pinned(
-        silver_queries.insert_missing(silver.LEDGER, stage, ["event_id"]),
+        insert_missing(silver.LEDGER, stage, ["event_id"]),
         """
         INSERT INTO silver.event_ledger (event_id, ingest_seq, event_type, outcome, processed_at,
           run_id)

@@ -10,9 +10,9 @@ from sqlalchemy import insert, select
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import rebuild
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.gold import RevenueByCategory
 from grid_assets.models.silver import OrderItem, Product
-from grid_assets.resources.lakehouse import Lakehouse
 from grid_assets_tests.conftest import write_events
 
 # Values a float cannot hold: 0.1 + 0.2 style sums and 18 significant digits.

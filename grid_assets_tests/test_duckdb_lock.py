@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from grid_assets.defs.resources import lakehouse_resource
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseLockTimeout, LakehouseResource
-from grid_assets.settings import (
+from grid_assets.config import (
     DEFAULT_DUCKDB_LOCK_TIMEOUT_S,
     DUCKDB_LOCK_TIMEOUT_VAR,
     ConfigurationError,
-    load_settings,
 )
+from grid_assets.defs.resources import lakehouse_resource
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.duckdb import DuckDBBackend, LakehouseLockTimeout
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import load_settings
 
 HOLDER = """
 import sys, time, duckdb
@@ -102,7 +104,8 @@ def test_the_lock_timeout_comes_from_the_environment() -> None:
     assert settings.duckdb_lock_timeout_s == 45
     resource = lakehouse_resource(settings)
     assert resource.lock_timeout_seconds == 45
-    assert resource.get_lakehouse().lock_timeout_s == 45
+    backend = resource.get_lakehouse().backend
+    assert isinstance(backend, DuckDBBackend) and backend.lock_timeout_s == 45
     assert load_settings({DUCKDB_LOCK_TIMEOUT_VAR: ""}).duckdb_lock_timeout_s == 600
 
 

@@ -16,15 +16,23 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import urllib3
 from databricks.sql import exc as dbx
 from sqlalchemy import text
 
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import ping
-from grid_assets.settings import REQUIRED_DATABRICKS_VARS, ConfigurationError
+from grid_assets.config import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    REQUIRED_DATABRICKS_VARS,
+    ConfigurationError,
+    DatabricksConfig,
+)
+from grid_assets.lakehouse.core import Lakehouse, ping
+from grid_assets.lakehouse.databricks import (
+    DatabricksBackend,
+    LakehouseConnectionError,
+    databricks_engine,
+)
 from grid_assets_tests.databricks_fakes import (
     HTTP_PATH,
     TOKEN,
@@ -32,6 +40,7 @@ from grid_assets_tests.databricks_fakes import (
     clean_env,
     closed_port,
     production_resource,
+    warehouse_config,
 )
 from grid_assets_tests.launch import Launched
 
@@ -141,9 +150,9 @@ def test_grid_run_against_a_refused_port_fails_within_the_default_bound(
     match = re.search(r"after (\d+\.\d) s", result.output)
     assert match, result.output
     connect_s = float(match[1])
-    assert connect_s <= engines.DEFAULT_CONNECT_TIMEOUT_S + 1, connect_s
+    assert connect_s <= DEFAULT_CONNECT_TIMEOUT_S + 1, connect_s
     # Whole command: that bound plus the CLI's imports (5-25 s on a loaded 2-core box).
-    assert result.elapsed < engines.DEFAULT_CONNECT_TIMEOUT_S + 45, result.elapsed
+    assert result.elapsed < DEFAULT_CONNECT_TIMEOUT_S + 45, result.elapsed
     print(
         f"grid run, refused: connect gave up after {connect_s} s, exit 3 at {result.elapsed:.1f} s"
     )
@@ -152,7 +161,7 @@ def test_grid_run_against_a_refused_port_fails_within_the_default_bound(
 # -- in process ---------------------------------------------------------------------------------
 
 
-def assert_clean_connection_error(exc: engines.LakehouseConnectionError, host: str) -> None:
+def assert_clean_connection_error(exc: LakehouseConnectionError, host: str) -> None:
     message = str(exc)
     assert host in message and HTTP_PATH in message
     assert TOKEN not in message
@@ -180,17 +189,23 @@ def test_an_empty_token_never_reaches_the_connector(
     recorded_connects: list[dict], token: str | None
 ) -> None:
     resource = production_resource("adb-1.azuredatabricks.net", token=token)  # type: ignore[arg-type]
-    with pytest.raises(dg.DagsterInvalidConfigError, match="DATABRICKS_TOKEN"):
+    with pytest.raises(ConfigurationError, match="DATABRICKS_TOKEN"):
         resource.get_lakehouse()
-    with pytest.raises(ConfigurationError, match="DATABRICKS_TOKEN is empty"):
-        engines.databricks_engine("adb-1.azuredatabricks.net", HTTP_PATH, token or "", "main")
+    # The model engines are built from refuses it too, so no engine can exist without one.
+    with pytest.raises(ValueError, match="access_token"):
+        DatabricksConfig(
+            server_hostname="adb-1.azuredatabricks.net",
+            http_path=HTTP_PATH,
+            access_token=token or "",
+            catalog="main",
+        )
     assert recorded_connects == []
 
 
 def test_refused_connection_is_one_bounded_error() -> None:
     host = f"127.0.0.1:{closed_port()}"
     started = time.monotonic()
-    with pytest.raises(engines.LakehouseConnectionError) as caught:
+    with pytest.raises(LakehouseConnectionError) as caught:
         ping(production_resource(host, timeout=5).get_lakehouse())
     elapsed = time.monotonic() - started
     assert_clean_connection_error(caught.value, host)
@@ -202,7 +217,7 @@ def test_refused_connection_is_one_bounded_error() -> None:
 def test_unresolvable_host_is_one_bounded_error() -> None:
     host = "grid-warehouse.nonexistent.invalid"
     started = time.monotonic()
-    with pytest.raises(engines.LakehouseConnectionError) as caught:
+    with pytest.raises(LakehouseConnectionError) as caught:
         ping(production_resource(host, timeout=5).get_lakehouse())
     elapsed = time.monotonic() - started
     assert_clean_connection_error(caught.value, host)
@@ -218,7 +233,7 @@ def test_a_host_that_never_answers_is_cut_off_at_the_deadline() -> None:
         silent.listen(8)
         host = f"127.0.0.1:{silent.getsockname()[1]}"
         started = time.monotonic()
-        with pytest.raises(engines.LakehouseConnectionError) as caught:
+        with pytest.raises(LakehouseConnectionError) as caught:
             ping(production_resource(host, timeout=3).get_lakehouse())
         elapsed = time.monotonic() - started
     assert_clean_connection_error(caught.value, host)
@@ -244,12 +259,11 @@ def test_a_bare_urllib3_error_from_the_connector_is_wrapped() -> None:
             urllib3.exceptions.NewConnectionError(None, "[Errno 111] Connection refused"),  # type: ignore[arg-type]
         )
 
-    engine = engines.databricks_engine(
-        "adb-9.azuredatabricks.net", HTTP_PATH, TOKEN, "main", 5, dbapi=fake_dbapi(connect)
+    engine = databricks_engine(
+        warehouse_config("adb-9.azuredatabricks.net"), dbapi=fake_dbapi(connect)
     )
-    from grid_assets.resources.lakehouse import Lakehouse
-
-    with pytest.raises(engines.LakehouseConnectionError) as caught, Lakehouse(engine).connect():
+    lakehouse = Lakehouse(DatabricksBackend(engine))
+    with pytest.raises(LakehouseConnectionError) as caught, lakehouse.connect():
         pass
     assert_clean_connection_error(caught.value, "adb-9.azuredatabricks.net")
     assert "connection refused" in str(caught.value)
@@ -270,15 +284,11 @@ def test_a_transport_error_during_a_statement_is_wrapped() -> None:
         def cursor(self) -> Cursor:
             return Cursor()
 
-    engine = engines.databricks_engine(
-        "adb-8.azuredatabricks.net",
-        HTTP_PATH,
-        TOKEN,
-        "main",
-        5,
+    engine = databricks_engine(
+        warehouse_config("adb-8.azuredatabricks.net"),
         dbapi=fake_dbapi(lambda **kwargs: Connection()),
     )
     engine.pool._pre_ping = False  # the fake fails every statement, the ping included
-    with pytest.raises(engines.LakehouseConnectionError) as caught, engine.connect() as conn:
+    with pytest.raises(LakehouseConnectionError) as caught, engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     assert "adb-8.azuredatabricks.net" in str(caught.value) and TOKEN not in str(caught.value)

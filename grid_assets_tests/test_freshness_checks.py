@@ -11,15 +11,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select
 
-from grid_assets.definitions import build_definitions
-from grid_assets.defs.bronze.checks import events_freshness, heartbeat_gaps
-from grid_assets.defs.bronze.schedules import freshness_checks_schedule
-from grid_assets.defs.gold.assets import gold_assets
-from grid_assets.defs.resources import HeartbeatPolicy, heartbeat_policy
-from grid_assets.models.bronze import Event
-from grid_assets.queries.checks import HEARTBEAT_GAPS_LISTED
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.settings import (
+from grid_assets.config import (
     DEFAULT_HEARTBEAT_MAX_GAP_S,
     DEFAULT_HEARTBEAT_MAX_SILENCE_S,
     DEFAULT_HEARTBEAT_WINDOW_H,
@@ -28,8 +20,17 @@ from grid_assets.settings import (
     HEARTBEAT_WINDOW_VAR,
     ConfigurationError,
     HeartbeatRules,
-    load_settings,
 )
+from grid_assets.definitions import build_definitions
+from grid_assets.defs.bronze.checks import events_freshness, heartbeat_gaps
+from grid_assets.defs.bronze.schedules import freshness_checks_schedule
+from grid_assets.defs.gold.assets import gold_assets
+from grid_assets.defs.resources import HeartbeatPolicy, heartbeat_policy
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.models.bronze import Event
+from grid_assets.queries.checks import HEARTBEAT_GAPS_LISTED
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import load_settings
 from grid_assets_tests.conftest import local_settings, run_medallion, write_events
 
 EVENTS = Event.__table__

@@ -15,10 +15,11 @@ from grid_assets.defs.gold.checks import category_revenue_reconciles, daily_reve
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
 from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries.gold import total_revenue
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 from grid_assets_tests.test_gold_hand_computed import e, line, table
 

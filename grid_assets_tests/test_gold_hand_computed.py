@@ -12,6 +12,7 @@ from sqlalchemy import select
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event
 from grid_assets.models.gold import (
     DailyRevenue,
@@ -19,7 +20,6 @@ from grid_assets.models.gold import (
     ProductRevenue,
     RevenueByCategory,
 )
-from grid_assets.resources.lakehouse import Lakehouse
 from grid_assets_tests.conftest import write_events
 
 

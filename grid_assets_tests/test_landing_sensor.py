@@ -16,7 +16,8 @@ from grid_assets.defs.bronze.sensors import landing_files_sensor
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.ingest.landing import TAIL_QUIET_S
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import REPO_ROOT, write_events
 
 

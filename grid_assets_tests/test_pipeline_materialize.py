@@ -60,7 +60,7 @@ def sample_run(
 
 
 def engine_for(db: Path) -> Engine:
-    from grid_assets.resources.engines import duckdb_engine
+    from grid_assets.lakehouse.duckdb import duckdb_engine
 
     return duckdb_engine(str(db))
 

@@ -27,6 +27,9 @@ from databricks.sql import exc as dbx
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from grid_assets.config import ConfigurationError
+from grid_assets.lakehouse.core import ping
+from grid_assets.lakehouse.databricks import LakehouseConnectionError
 from grid_assets.logging_redaction import (
     MASK,
     install_redaction,
@@ -34,9 +37,8 @@ from grid_assets.logging_redaction import (
     redact_exception,
     register_secret,
 )
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import LakehouseResource, ping
-from grid_assets.settings import ConfigurationError, load_settings
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import load_settings
 from grid_assets_tests.databricks_fakes import (
     HTTP_PATH,
     TOKEN,
@@ -158,7 +160,7 @@ def test_missing_variables(caplog: pytest.LogCaptureFixture) -> None:
     "host", ["grid-warehouse.nonexistent.invalid", f"127.0.0.1:{closed_port()}"]
 )
 def test_bad_or_refusing_host(caplog: pytest.LogCaptureFixture, host: str) -> None:
-    with pytest.raises(engines.LakehouseConnectionError) as caught:
+    with pytest.raises(LakehouseConnectionError) as caught:
         ping(production_resource(host, timeout=4).get_lakehouse())
     logging.getLogger("grid_assets").exception("ping failed")
     assert host in str(caught.value)
@@ -233,7 +235,7 @@ def test_authentication_error_from_the_driver(
 ) -> None:
     fake_connector(auth_fails=True)
     host = unique_host()
-    with pytest.raises(engines.LakehouseConnectionError) as caught:
+    with pytest.raises(LakehouseConnectionError) as caught:
         ping(production_resource(host, token=token).get_lakehouse())
     logging.getLogger("grid_assets").exception("ping failed: %s", caught.value)
     assert "authentication failed" in str(caught.value) and host in str(caught.value)
@@ -358,7 +360,8 @@ import databricks.sql
 from databricks.sql import exc as dbx
 from sqlalchemy import text
 from grid_assets.logging_redaction import install_redaction
-from grid_assets.resources.lakehouse import LakehouseResource, ping
+from grid_assets.lakehouse.core import ping
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import load_settings
 install_redaction()
 TOKEN = sys.argv[1]

@@ -10,12 +10,13 @@ from pathlib import Path
 import dagster as dg
 
 from grid_assets.defs.bronze.checks import rejected_share
-from grid_assets.defs.bronze.sensors import new_events_sensor
 from grid_assets.defs.gold.schedules import nightly_medallion_schedule
 from grid_assets.defs.silver.checks import events_reconcile
+from grid_assets.defs.silver.sensors import new_events_sensor
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 
 

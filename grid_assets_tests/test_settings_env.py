@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from grid_assets.settings import (
+from grid_assets.config import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_LANDING_DIR,
     REQUIRED_DATABRICKS_VARS,
     ConfigurationError,
-    Environment,
-    load_settings,
-    resolve_environment,
 )
+from grid_assets.settings import Environment, load_settings, resolve_environment
 
 TOKEN = "dapi" + "0123456789abcdef" * 2
 COMPLETE = {
@@ -72,7 +70,6 @@ def test_complete_production() -> None:
     assert settings.duckdb_path is None
     assert settings.schema_prefix == ""
     assert settings.connect_timeout_s is None
-    assert settings.databricks_vars == REQUIRED_DATABRICKS_VARS
     # Secret values never become part of the settings object.
     assert TOKEN not in repr(settings)
 

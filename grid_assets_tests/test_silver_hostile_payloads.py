@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events, read_cursor
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import RejectedEvent
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
-from grid_assets.resources.lakehouse import Lakehouse
 from grid_assets.transform import payload, silver_rows
 from grid_assets.transform.silver_rows import SilverEventError
 from grid_assets_tests.conftest import write_events

@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries.checks import reconciliation
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 
 

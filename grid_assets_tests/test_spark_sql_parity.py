@@ -24,13 +24,13 @@ from sqlalchemy.sql.util import find_tables
 from grid_assets.etl import gold as gold_etl
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.base import LAYERS, Base, Instant
 from grid_assets.queries import checks
 from grid_assets.queries import gold as gold_queries
 from grid_assets.queries import silver as silver_queries
 from grid_assets.queries.dialect import InsertOverwrite
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.simulation import generate_traffic
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.northwind import (
     find_northwind_dir,
     missing_northwind_message,
@@ -44,6 +44,7 @@ from grid_assets_tests.spark_support import (
     delta_ddl_to_parquet,
     insert_statements,
 )
+from grid_sim import generate_traffic
 
 pytest.importorskip("pyspark")
 

@@ -1,7 +1,7 @@
 """Bronze and Silver written by the production code path into a real Spark SQL engine, through
 Parquet files staged in a volume, and compared with the same pipeline run on DuckDB.
 
-The lakehouse is the production one: `Lakehouse` on `engines.databricks_engine` (Databricks
+The lakehouse is the production one: `Lakehouse` on `databricks_engine` (Databricks
 dialect, schema prefix, native named parameters) with `staging.VolumeStaging`, so each batch is
 written once as a Parquet file into a volume and loaded by one statement reading
 `parquet.`/Volumes/...``. Only the far ends are local (`spark_warehouse`): the PEP 249 module
@@ -49,16 +49,17 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from grid_assets.config import DatabricksConfig, derived_staging_volume
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.pipeline_events import PIPELINE_SOURCE
 from grid_assets.etl.silver import apply_new_events
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import DatabricksBackend, databricks_engine
+from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets.models import metadata
 from grid_assets.models.base import LAYERS
 from grid_assets.models.silver import Order
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
-from grid_assets.resources.staging import VolumeStaging
-from grid_assets.settings import derived_staging_volume
+from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.databricks_fakes import HTTP_PATH, TOKEN
 from grid_assets_tests.northwind import (
     find_northwind_dir,
@@ -226,14 +227,21 @@ def staged(
     work = tmp_path_factory.mktemp(f"spark-{dataset}")
     volume = LocalVolume(work / "volume")
     warehouse = SparkWarehouse(spark, volume)
-    engine = engines.databricks_engine(HOST, HTTP_PATH, TOKEN, CATALOG, dbapi=warehouse.module())
-    staging_volume = derived_staging_volume(CATALOG, prefix)
-    lakehouse = Lakehouse(
-        engine,
-        prefix,
-        stager=VolumeStaging(staging_volume, volume, run_id=RUN_ID),
-        create_volume=".".join(staging_volume.split("/")[2:]),  # as LakehouseResource derives it
+    config = DatabricksConfig(
+        server_hostname=HOST,
+        http_path=HTTP_PATH,
+        access_token=TOKEN,
+        catalog=CATALOG,
+        schema_prefix=prefix,
     )
+    engine = databricks_engine(config, dbapi=warehouse.module())
+    staging_volume = derived_staging_volume(CATALOG, prefix)
+    backend = DatabricksBackend(
+        engine,
+        VolumeStaging(staging_volume, volume, run_id=RUN_ID),
+        create_volume=config.volume_to_create,  # as LakehouseResource derives it
+    )
+    lakehouse = Lakehouse(backend, prefix)
     try:
         with quiet_analysis_errors():  # the dialect probes each table before creating it
             lakehouse.create_tables()

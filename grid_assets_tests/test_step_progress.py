@@ -8,7 +8,7 @@ from grid_assets.etl import progress
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.progress import StepProgress
 from grid_assets.etl.silver import apply_new_events
-from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets_tests.conftest import write_events
 
 

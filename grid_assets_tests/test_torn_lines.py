@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from grid_assets.etl.bronze import BronzeResult, ingest_landing
 from grid_assets.ingest.landing import TAIL_QUIET_S
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
-from grid_assets.resources.lakehouse import Lakehouse
 
 EVENTS = Event.__table__
 REJECTED = RejectedEvent.__table__

@@ -17,7 +17,7 @@ import pytest
 from dagster_shared.utils.timing import format_duration
 from sqlalchemy import text
 
-from grid_assets.resources import engines
+from grid_assets.lakehouse.duckdb import duckdb_engine
 from grid_assets_tests.write_meter import (
     STEPS,
     WriteMeter,
@@ -81,7 +81,7 @@ def test_every_statement_and_staged_file_is_charged_to_its_step() -> None:
 
 
 def test_an_executemany_counts_each_parameter_set_and_the_listener_goes(tmp_path: Path) -> None:
-    engine = engines.duckdb_engine(str(tmp_path / "meter.duckdb"))
+    engine = duckdb_engine(str(tmp_path / "meter.duckdb"))
     with WriteMeter(engine) as meter, engine.begin() as conn:
         with meter.step("setup"):
             conn.execute(text("CREATE TABLE t (n INTEGER)"))

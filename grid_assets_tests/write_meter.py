@@ -28,14 +28,14 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from grid_assets.config import derived_staging_volume
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import Lakehouse
-from grid_assets.resources.staging import StagingStats, VolumeStaging
-from grid_assets.settings import derived_staging_volume
-from grid_assets_tests.databricks_fakes import HTTP_PATH, MemoryVolume, RecordingWarehouse
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import DatabricksBackend, databricks_engine
+from grid_assets.lakehouse.staging import StagingStats, VolumeStaging
+from grid_assets_tests.databricks_fakes import MemoryVolume, RecordingWarehouse, warehouse_config
 
 STEPS = ("ddl", "bronze", "silver", "gold")
 # Dagster's STEP_SUCCESS message; the duration is dagster_shared's format_duration: 8.3ms, 533ms,
@@ -68,7 +68,7 @@ class WriteMeter:
 
     @classmethod
     def of(cls, lakehouse: Lakehouse) -> WriteMeter:
-        stager = lakehouse.stager
+        stager = getattr(lakehouse.backend, "stager", None)
         return cls(lakehouse.engine, stager.stats if isinstance(stager, VolumeStaging) else None)
 
     def __enter__(self) -> WriteMeter:
@@ -171,21 +171,13 @@ class Recording:
 def recording_lakehouse(prefix: str = "grid_") -> Recording:
     volume = MemoryVolume()
     warehouse = RecordingWarehouse(volume)
-    engine = engines.databricks_engine(
-        f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net",
-        HTTP_PATH,
-        "dapi" + "0" * 32,
-        "main",
-        dbapi=warehouse.module(),
-    )
+    config = warehouse_config(f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net", "dapi" + "0" * 32)
+    engine = databricks_engine(config, dbapi=warehouse.module())
     run_id = f"metered-{uuid.uuid4().hex[:8]}"
     path = derived_staging_volume("main", prefix)
-    lakehouse = Lakehouse(
-        engine,
-        prefix,
-        stager=VolumeStaging(path, volume, run_id=run_id),
-        create_volume=".".join(path.split("/")[2:]),
-    )
+    stager = VolumeStaging(path, volume, run_id=run_id)
+    backend = DatabricksBackend(engine, stager, create_volume=".".join(path.split("/")[2:]))
+    lakehouse = Lakehouse(backend, prefix)
     return Recording(lakehouse, warehouse, volume, run_id)
 
 

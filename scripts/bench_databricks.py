@@ -17,14 +17,18 @@ import time
 import uuid
 from pathlib import Path
 
+from grid_assets.config import derived_staging_volume
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import MAX_PARAMS_PER_STATEMENT, Lakehouse
-from grid_assets.resources.staging import VolumeStaging
-from grid_assets.settings import derived_staging_volume
-from grid_assets_tests.databricks_fakes import HTTP_PATH, MemoryVolume, RecordingWarehouse
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.databricks import (
+    MAX_PARAMS_PER_STATEMENT,
+    DatabricksBackend,
+    databricks_engine,
+)
+from grid_assets.lakehouse.staging import VolumeStaging
+from grid_assets_tests.databricks_fakes import MemoryVolume, RecordingWarehouse, warehouse_config
 
 STEPS = ("ddl", "bronze", "silver", "gold")
 
@@ -37,18 +41,12 @@ def row_path_statements(rows: int, columns: int) -> int:
 def measure(landing: Path) -> list[dict]:
     volume = MemoryVolume()
     warehouse = RecordingWarehouse(volume)
-    engine = engines.databricks_engine(
-        f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net",
-        HTTP_PATH,
-        "dapi" + "0" * 32,
-        "main",
-        dbapi=warehouse.module(),
-    )
+    config = warehouse_config(f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net", "dapi" + "0" * 32)
+    engine = databricks_engine(config, dbapi=warehouse.module())
     path = derived_staging_volume("main", "grid_")
     stager = VolumeStaging(path, volume, run_id=f"bench-{uuid.uuid4().hex[:8]}")
-    lakehouse = Lakehouse(
-        engine, "grid_", stager=stager, create_volume="main.grid_bronze.grid_staging"
-    )
+    backend = DatabricksBackend(engine, stager, create_volume="main.grid_bronze.grid_staging")
+    lakehouse = Lakehouse(backend, "grid_")
     steps = {
         "ddl": lakehouse.create_tables,
         "bronze": lambda: ingest_landing(lakehouse, landing, run_id=stager.run_id),

@@ -44,31 +44,43 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from grid_assets.logging_redaction import install_redaction, redact, register_secret  # noqa: E402
-from grid_assets.resources import engines  # noqa: E402
-from grid_assets.settings import (  # noqa: E402
+from grid_assets.config import (  # noqa: E402
+    CATALOG_VAR,
     CONNECT_TIMEOUT_VAR,
-    IDENTIFIER_PATTERN,
-    PREFIX_PATTERN,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    HOSTNAME_VAR,
+    HTTP_PATH_PATTERN,
+    HTTP_PATH_VAR,
     SCHEMA_PREFIX_VAR,
     STAGING_VOLUME_VAR,
+    TOKEN_VAR,
     ConfigurationError,
-    Environment,
-    connect_timeout_problem,
+    ConnectTimeout,
+    DatabricksConfig,
+    Hostname,
+    HttpPath,
+    Identifier,
+    SchemaPrefix,
+    StagingVolume,
     derived_staging_volume,
-    hostname_problem,
-    resolve_environment,
-    staging_volume_problem,
+    problem,
 )
+from grid_assets.lakehouse.databricks import (  # noqa: E402
+    DEFAULT_PORT,
+    DatabricksTarget,
+    Deadline,
+    LakehouseConnectionError,
+    call_within,
+    databricks_engine,
+)
+from grid_assets.logging_redaction import install_redaction, redact, register_secret  # noqa: E402
+from grid_assets.settings import Environment, resolve_environment  # noqa: E402
 
 LAYERS = ("bronze", "silver", "gold")
-HTTP_PATH_PATTERN = re.compile(r"^/sql/1\.0/(?:warehouses|endpoints)/(?P<id>[A-Za-z0-9]+)$")
 PAT_PATTERN = re.compile(r"^dapi[0-9a-f]{32}(?:-\d+)?$")
 JWT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-HOST_VAR = "DATABRICKS_SERVER_HOSTNAME"
-PATH_VAR = "DATABRICKS_HTTP_PATH"
-TOKEN_VAR = "DATABRICKS_TOKEN"
-CATALOG_VAR = "DATABRICKS_CATALOG"
+HOST_VAR = HOSTNAME_VAR
+PATH_VAR = HTTP_PATH_VAR
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 VOLUME_CHECK = "staging volume"
 VOLUME_WRITE = "staging volume write"
@@ -79,29 +91,9 @@ IMPORT_ALLOWANCE_S = 60.0
 T = TypeVar("T")
 
 
-class Deadline(Exception):
-    """A bounded step did not finish in time."""
-
-
 def bounded(fn: Callable[[], T], seconds: float) -> T:
-    """`fn()` in a daemon thread; raise `Deadline` if it is still running after `seconds`."""
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # reported to the caller
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="grid-config-check", daemon=True).start()
-    if not done.wait(seconds):
-        raise Deadline(f"no answer within {seconds:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    """`fn()`, or `Deadline` if it is still running after `seconds`."""
+    return call_within(fn, seconds, thread_name="grid-config-check")
 
 
 def one_line(exc: BaseException, limit: int = 240) -> str:
@@ -169,16 +161,15 @@ def check_variables(report: Report, env: Mapping[str, str]) -> None:
 
     host = present(HOST_VAR, "the workspace host, e.g. adb-1234567890123456.7.azuredatabricks.net")
     if host is not None:
-        problem = hostname_problem(host)
-        if problem:
-            report.line(FAIL, HOST_VAR, "not a bare host name", problem)
+        if why := problem(Hostname, host, HOST_VAR):
+            report.line(FAIL, HOST_VAR, "not a bare host name", why)
         else:
             report.line(PASS, HOST_VAR, host)
 
     path = present(PATH_VAR, "the warehouse's HTTP path, from its Connection details tab")
     if path is not None:
         match = HTTP_PATH_PATTERN.fullmatch(path)
-        if match:
+        if problem(HttpPath, path, PATH_VAR) is None and match:
             report.line(PASS, PATH_VAR, f"{path} (warehouse id {match['id']})")
         else:
             report.line(
@@ -207,7 +198,7 @@ def check_variables(report: Report, env: Mapping[str, str]) -> None:
 
     catalog = present(CATALOG_VAR, "the Unity Catalog catalog that holds the layer schemas")
     if catalog is not None:
-        if IDENTIFIER_PATTERN.fullmatch(catalog):
+        if problem(Identifier, catalog, CATALOG_VAR) is None:
             report.line(PASS, CATALOG_VAR, catalog)
         else:
             report.line(
@@ -215,7 +206,7 @@ def check_variables(report: Report, env: Mapping[str, str]) -> None:
             )
 
     prefix = (raw(SCHEMA_PREFIX_VAR) or "").strip()
-    if not PREFIX_PATTERN.fullmatch(prefix):
+    if problem(SchemaPrefix, prefix, SCHEMA_PREFIX_VAR):
         report.line(
             FAIL,
             SCHEMA_PREFIX_VAR,
@@ -227,19 +218,17 @@ def check_variables(report: Report, env: Mapping[str, str]) -> None:
         report.line(PASS, SCHEMA_PREFIX_VAR, f"{'set' if prefix else 'not set'}: schemas {schemas}")
 
     timeout_raw = (raw(CONNECT_TIMEOUT_VAR) or "").strip()
-    if timeout_raw and (problem := connect_timeout_problem(timeout_raw)):
-        report.line(FAIL, CONNECT_TIMEOUT_VAR, "invalid", problem)
+    if timeout_raw and (why := problem(ConnectTimeout, timeout_raw, CONNECT_TIMEOUT_VAR)):
+        report.line(FAIL, CONNECT_TIMEOUT_VAR, "invalid", why)
     else:
         seconds = (
-            f"{timeout_raw} s"
-            if timeout_raw
-            else (f"{engines.DEFAULT_CONNECT_TIMEOUT_S} s (default)")
+            f"{timeout_raw} s" if timeout_raw else (f"{DEFAULT_CONNECT_TIMEOUT_S} s (default)")
         )
         report.line(PASS, CONNECT_TIMEOUT_VAR, f"connect timeout {seconds}")
 
     volume = (raw(STAGING_VOLUME_VAR) or "").strip()
-    if volume and (problem := staging_volume_problem(volume)):
-        report.line(FAIL, STAGING_VOLUME_VAR, "not a Unity Catalog volume path", problem)
+    if volume and (why := problem(StagingVolume, volume, STAGING_VOLUME_VAR)):
+        report.line(FAIL, STAGING_VOLUME_VAR, "not a Unity Catalog volume path", why)
     elif volume:
         report.line(PASS, STAGING_VOLUME_VAR, f"{volume} (must exist: the pipeline uses it as is)")
     elif not report.skip_unless(STAGING_VOLUME_VAR, CATALOG_VAR, SCHEMA_PREFIX_VAR):
@@ -310,7 +299,7 @@ class WarehouseLookup:
         self.done = threading.Event()
         self.imported = threading.Event()
         self.called_at = 0.0
-        base = f"https://{host}" if port == engines.DEFAULT_PORT else f"https://{host}:{port}"
+        base = f"https://{host}" if port == DEFAULT_PORT else f"https://{host}:{port}"
         threading.Thread(
             target=self._run, args=(base, token), name="grid-config-check-api", daemon=True
         ).start()
@@ -389,7 +378,7 @@ def check_warehouse(
     api = "warehouse state (API)"
     lookup = None
     if not report.skip_unless(api, "port reachable", PATH_VAR, TOKEN_VAR):
-        target = engines.DatabricksTarget.parse(env[HOST_VAR], env[PATH_VAR])
+        target = DatabricksTarget.parse(env[HOST_VAR], env[PATH_VAR])
         match = HTTP_PATH_PATTERN.fullmatch(target.http_path)
         assert match is not None  # the PATH_VAR check passed
         token = env[TOKEN_VAR].strip()
@@ -397,8 +386,13 @@ def check_warehouse(
 
     engine = connection = None
     if not report.skip_unless("SELECT 1", "port reachable", PATH_VAR, TOKEN_VAR, CATALOG_VAR):
-        engine = engines.databricks_engine(
-            env[HOST_VAR], env[PATH_VAR], env[TOKEN_VAR], env[CATALOG_VAR].strip(), timeout
+        engine = databricks_engine(
+            DatabricksConfig.from_environ(
+                {
+                    **{k: env.get(k, "") for k in (HOST_VAR, PATH_VAR, TOKEN_VAR, CATALOG_VAR)},
+                    CONNECT_TIMEOUT_VAR: str(timeout),
+                }
+            )
         )
         started = time.monotonic()
         try:
@@ -409,7 +403,7 @@ def check_warehouse(
             if value != 1:
                 raise RuntimeError(f"SELECT 1 returned {value!r}")
             report.line(PASS, "SELECT 1", f"answered in {time.monotonic() - started:.1f} s")
-        except engines.LakehouseConnectionError as exc:
+        except LakehouseConnectionError as exc:
             report.line(FAIL, "SELECT 1", str(exc), "nothing below can work until this passes")
         except Exception as exc:
             report.line(FAIL, "SELECT 1", one_line(exc), "the warehouse connected, then failed")
@@ -564,9 +558,9 @@ def check_staging_volume(
     files: Any = None
 
     def client() -> Any:
-        from grid_assets.resources.staging import sdk_files
+        from grid_assets.lakehouse.staging import sdk_files
 
-        target = engines.DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
+        target = DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
         token = env[TOKEN_VAR].strip()
         return bounded(
             lambda: sdk_files(f"https://{target.address}", token, int(timeout)), IMPORT_ALLOWANCE_S
@@ -602,7 +596,7 @@ def check_staging_volume(
 def check_volume_round_trip(
     report: Report, files: Any, volume: str, derived: bool, timeout: float
 ) -> None:
-    from grid_assets.resources.staging import STAGING_FOLDER
+    from grid_assets.lakehouse.staging import STAGING_FOLDER
 
     folder = f"{volume}/{STAGING_FOLDER}"
     probe = f"{folder}/check-{uuid.uuid4().hex[:12]}.txt"
@@ -646,7 +640,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         type=int,
         default=None,
         help="seconds allowed for DNS, the connection and the workspace API "
-        f"(default: {CONNECT_TIMEOUT_VAR} or {engines.DEFAULT_CONNECT_TIMEOUT_S})",
+        f"(default: {CONNECT_TIMEOUT_VAR} or {DEFAULT_CONNECT_TIMEOUT_S})",
     )
     parser.add_argument(
         "--statement-timeout", type=float, default=120.0, help="seconds allowed per SQL statement"
@@ -670,10 +664,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     timeout = args.timeout or (
         int(timeout_raw) if timeout_raw.isdigit() and int(timeout_raw) > 0 else None
     )
-    timeout = timeout or engines.DEFAULT_CONNECT_TIMEOUT_S
+    timeout = timeout or DEFAULT_CONNECT_TIMEOUT_S
 
     if not report.skip_unless("host resolves", HOST_VAR):
-        target = engines.DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
+        target = DatabricksTarget.parse(env[HOST_VAR], env.get(PATH_VAR, ""))
         check_dns(report, target.host, target.port, timeout)
     if not report.skip_unless("port reachable", "host resolves"):
         check_port(report, target.host, target.port, timeout)

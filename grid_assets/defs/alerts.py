@@ -40,21 +40,16 @@ from grid_assets.alerts import (
     reconcile,
     write_book,
 )
+from grid_assets.config import ALERT_WEBHOOK_VAR, DEFAULT_UI_BASE_URL, HttpUrl, check
 from grid_assets.logging_redaction import redact, register_secret_url
 from grid_assets.resources.lakehouse import LakehouseResource
-from grid_assets.settings import (
-    ALERT_WEBHOOK_VAR,
-    DEFAULT_UI_BASE_URL,
-    ConfigurationError,
-    Settings,
-    http_url_problem,
-)
+from grid_assets.settings import Settings
 
 log = logging.getLogger(__name__)
 RUN_EVENTS = (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS)
 RUN_PAGE = 500
 MAX_RUN_PAGES = 20  # per tick and event type: a first tick on a long history catches up at once
-BOOK_LOCK_WAIT_S = 30.0  # `grid run`'s wait for DuckDB's file lock before alerting without a book
+BOOK_LOCK_WAIT_S = 30  # `grid run`'s wait for DuckDB's file lock before alerting without a book
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -74,8 +69,7 @@ class AlertWebhook(dg.ConfigurableResource):
         if not url:
             return None
         register_secret_url(url)
-        if problem := http_url_problem(ALERT_WEBHOOK_VAR, url, secret=True):
-            raise ConfigurationError(problem)
+        check(HttpUrl, url, ALERT_WEBHOOK_VAR)  # its message never echoes the value
         return Webhook(url, self.request_timeout_seconds, self.retry_window_seconds)
 
 
@@ -252,9 +246,8 @@ def _send_run_alerts(instance: dg.DagsterInstance, defs: dg.Definitions) -> None
     observations = _sorted([*checks, *runs])
     lakehouse_resource = resources["lakehouse"]
     assert isinstance(lakehouse_resource, LakehouseResource)
-    lakehouse = dataclasses.replace(
-        lakehouse_resource.process_config_and_initialize().get_lakehouse(),
-        lock_timeout_s=BOOK_LOCK_WAIT_S,
+    lakehouse = lakehouse_resource.process_config_and_initialize().get_lakehouse(
+        lock_timeout_seconds=BOOK_LOCK_WAIT_S
     )
     try:
         with lakehouse.begin() as conn:

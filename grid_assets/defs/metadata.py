@@ -8,8 +8,9 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import Column, Select, Table
 
+from grid_assets.defs.constants import table_key
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.queries.lineage import column_sources
-from grid_assets.resources.lakehouse import Lakehouse
 
 OWNERS = ["team:data-platform"]
 PII_TAG = {"pii": "true"}
@@ -43,10 +44,7 @@ def column_lineage(statement: Select) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
             name: [
-                dg.TableColumnDep(
-                    asset_key=dg.AssetKey([str(c.table.schema), c.table.name]), column_name=c.name
-                )
-                for c in sources
+                dg.TableColumnDep(asset_key=table_key(c.table), column_name=c.name) for c in sources
             ]
             for name, sources in column_sources(statement).items()
             if sources
@@ -97,7 +95,7 @@ def table_spec(
     if any(is_pii(column) for column in table.columns):
         tags |= PII_TAG
     return dg.AssetSpec(
-        dg.AssetKey([layer, table.name]),
+        table_key(table),
         deps=list(deps),
         group_name=layer,
         description=description(model),

@@ -7,18 +7,18 @@ from datetime import datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from grid_assets.defs.alerts import alert_webhook_resource
-from grid_assets.resources import engines
-from grid_assets.resources.lakehouse import LakehouseResource
-from grid_assets.settings import (
+from grid_assets.config import (
+    DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_HEARTBEAT_MAX_GAP_S,
     DEFAULT_HEARTBEAT_MAX_SILENCE_S,
     DEFAULT_HEARTBEAT_WINDOW_H,
     DEFAULT_LANDING_DIR,
-    MAX_HEARTBEAT_SECONDS,
-    MAX_HEARTBEAT_WINDOW_H,
-    Settings,
+    HeartbeatHours,
+    HeartbeatSeconds,
 )
+from grid_assets.defs.alerts import alert_webhook_resource
+from grid_assets.resources.lakehouse import LakehouseResource
+from grid_assets.settings import Settings
 
 
 class LandingFolder(dg.ConfigurableResource):
@@ -30,24 +30,18 @@ class LandingFolder(dg.ConfigurableResource):
 class HeartbeatPolicy(dg.ConfigurableResource):
     """When GRID counts as silent, for the `heartbeat_gaps` check: the one place that holds the
     rules (`GRID_HEARTBEAT_MAX_GAP_S`, `GRID_HEARTBEAT_WINDOW_H`, `GRID_HEARTBEAT_MAX_SILENCE_S`;
-    their bounds come from settings, which checks them when the code location loads)."""
+    their bounds are the types of `grid_assets.config`, checked when the code location loads)."""
 
-    max_gap_seconds: int = Field(
+    max_gap_seconds: HeartbeatSeconds = Field(
         default=DEFAULT_HEARTBEAT_MAX_GAP_S,
-        ge=1,
-        le=MAX_HEARTBEAT_SECONDS,
         description="Longest gap allowed between consecutive heartbeats inside the window.",
     )
-    window_hours: int = Field(
+    window_hours: HeartbeatHours = Field(
         default=DEFAULT_HEARTBEAT_WINDOW_H,
-        ge=1,
-        le=MAX_HEARTBEAT_WINDOW_H,
         description="The trailing window, counted back from now, whose gaps count.",
     )
-    max_silence_seconds: int = Field(
+    max_silence_seconds: HeartbeatSeconds = Field(
         default=DEFAULT_HEARTBEAT_MAX_SILENCE_S,
-        ge=1,
-        le=MAX_HEARTBEAT_SECONDS,
         description="Longest silence allowed between the newest heartbeat and now.",
     )
 
@@ -66,7 +60,7 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
     # EnvVar keeps the values out of the resource config the UI shows (it displays
     # {"env": "DATABRICKS_TOKEN"}), and each step process reads them from its own environment.
     # load_settings() has already checked that every one is set and non-empty.
-    timeout = settings.connect_timeout_s or engines.DEFAULT_CONNECT_TIMEOUT_S
+    timeout = settings.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S
     return LakehouseResource(
         environment="production",
         server_hostname=dg.EnvVar("DATABRICKS_SERVER_HOSTNAME"),

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import Connection, func, literal, select, update
+from sqlalchemy import Connection
 
 from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
@@ -31,7 +31,6 @@ from grid_assets.ingest.envelope import Envelope, Rejection
 from grid_assets.ingest.landing import (
     HELD_STATES,
     READING,
-    REMOVED,
     UNREADABLE,
     FileRead,
     LandingFile,
@@ -40,16 +39,10 @@ from grid_assets.ingest.landing import (
     needs_reading,
     scan_landing,
 )
-from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
-from grid_assets.queries.dialect import Merge
-from grid_assets.queries.silver import insert_missing, last_ingest_seq, literal_row
-from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.queries import bronze as q
+from grid_assets.queries.bronze import EVENTS, REJECTED
 
-EVENTS = Event.__table__
-REJECTED = RejectedEvent.__table__
-FILES = IngestedFile.__table__
-REJECTED_FILES = RejectedFile.__table__
-PROGRESS_COLUMNS = [FILES.c[name] for name in Progress._fields]
 log = logging.getLogger(__name__)
 BATCH_LINES = 50_000
 _INSTANT = pa.timestamp("us", tz="UTC")
@@ -63,7 +56,6 @@ class BronzeResult:
     blank_lines: int = 0
     events_inserted: int = 0
     duplicates: int = 0
-    conflicts: int = 0
     rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     files_rejected: dict[str, str] = field(default_factory=dict)  # file -> reason
@@ -156,11 +148,7 @@ def _write_batch(
     result.blank_lines += batch.blank_lines
     if batch.event_rows is not None:
         with lakehouse.staged(conn, batch.event_rows, EVENTS) as stage:
-            stored = conn.execute(
-                select(stage.c.batch_pos, EVENTS.c.envelope_hash, EVENTS.c.payload).join(
-                    EVENTS, EVENTS.c.event_id == stage.c.event_id
-                )
-            ).all()
+            stored = conn.execute(q.stored_versions(stage)).all()
             # The version kept for each id: the stored one, else its first line in this batch.
             kept = {e.event_id: (e.envelope_hash, e.payload_text) for _, e in batch.events}
             candidates = list(batch.repeats)
@@ -173,22 +161,15 @@ def _write_batch(
                     result.duplicates += 1
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
-            base = int(conn.execute(last_ingest_seq()).scalar_one())
-            columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
-            # Numbered among the new rows only, so arrival positions have no gaps wherever
-            # batch boundaries fall.
-            rank = func.row_number().over(order_by=stage.c.batch_pos)
-            new_rows = select(
-                *(stage.c[c] for c in columns), (rank + literal(base)).label("ingest_seq")
-            ).where(~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists())
-            conn.execute(EVENTS.insert().from_select([*columns, "ingest_seq"], new_rows))
+            base = int(conn.execute(q.last_ingest_seq()).scalar_one())
+            conn.execute(q.insert_new_events(stage, base))
             result.events_inserted += len(batch.events) - len(stored)
     if batch.rejected:
         for _, reason, _ in batch.rejected:
             result.count_rejection(reason)
         rows = _rejected_table(batch.rejected, run_id, batch.now)
         with lakehouse.staged(conn, rows, REJECTED) as stage:
-            conn.execute(insert_missing(REJECTED, stage, ["source_file", "line_number"]))
+            conn.execute(q.insert_rejected_lines(stage))
 
 
 def _reject_file(
@@ -200,39 +181,28 @@ def _reject_file(
     run_id: str | None,
     now: datetime,
 ) -> None:
-    row = literal_row(
-        source_file=name,
-        reason=reason,
-        size_bytes=size_bytes,
-        bytes_read=progress.offset_bytes,
-        lines_read=progress.lines_read,
-        rejected_at=now,
-        run_id=run_id,
+    conn.execute(
+        q.insert_rejected_file(
+            source_file=name,
+            reason=reason,
+            size_bytes=size_bytes,
+            bytes_read=progress.offset_bytes,
+            lines_read=progress.lines_read,
+            rejected_at=now,
+            run_id=run_id,
+        )
     )
-    conn.execute(insert_missing(REJECTED_FILES, row, ["source_file", "reason", "size_bytes"]))
 
 
 def _save_progress(
     conn: Connection, name: str, progress: Progress, run_id: str | None, now: datetime
 ) -> None:
-    s = literal_row(source_file=name, **progress._asdict(), updated_at=now, run_id=run_id)
-    t = FILES.alias("t")
-    columns = [c.name for c in FILES.c if c.name != "source_file"]
-    conn.execute(
-        Merge(
-            target=t,
-            source=s,
-            on=t.c.source_file == s.c.source_file,
-            update_when=None,
-            update_values={c: s.c[c] for c in columns},
-            insert_values={c.name: s.c[c.name] for c in FILES.c},
-        )
-    )
+    conn.execute(q.save_progress(name, progress, run_id, now))
 
 
 def read_progress(conn: Connection) -> dict[str, Progress]:
     """`bronze.ingested_files`: how far each landing file has been read."""
-    rows = conn.execute(select(FILES.c.source_file, *PROGRESS_COLUMNS))
+    rows = conn.execute(q.read_progress())
     return {name: Progress._make(done) for name, *done in rows}
 
 
@@ -274,9 +244,7 @@ def _record_unreadable_entries(
         log.warning("Landing entry %s cannot be read: %s", entry.name, entry.reason)
     gone = [n for n, p in progress.items() if p.state in HELD_STATES and n not in present]
     if gone:
-        conn.execute(
-            update(FILES).where(FILES.c.source_file.in_(gone)).values(state=REMOVED, run_id=run_id)
-        )
+        conn.execute(q.mark_removed(gone, run_id))
 
 
 def ingest_landing(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, Table, literal
 
 from grid_assets.etl import pipeline_events
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.base import Instant
 from grid_assets.models.gold import (
     DailyRevenue,
@@ -16,7 +17,6 @@ from grid_assets.models.gold import (
     RevenueByCategory,
 )
 from grid_assets.queries import gold as q
-from grid_assets.resources.lakehouse import Lakehouse
 
 GOLD_TABLES: dict[str, tuple[Table, Callable[..., Select]]] = {
     "revenue_by_category": (RevenueByCategory.__table__, q.revenue_by_category),

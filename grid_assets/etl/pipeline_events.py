@@ -12,7 +12,7 @@ from sqlalchemy import Connection, insert
 
 from grid_assets.ingest.envelope import envelope_hash
 from grid_assets.models.bronze import Event
-from grid_assets.queries.silver import last_ingest_seq
+from grid_assets.queries.bronze import last_ingest_seq
 
 PIPELINE_SOURCE = "grid-pipeline"
 TABLE_WRITTEN = "pipeline.table_written"

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete
 
 from grid_assets.etl import pipeline_events
 from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models import metadata
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.queries import silver as q
-from grid_assets.queries.dialect import Merge
-from grid_assets.resources.lakehouse import Lakehouse
+from grid_assets.queries.bronze import last_ingest_seq
+from grid_assets.queries.common import insert_missing
 from grid_assets.transform.silver_rows import (
     BRONZE_EVENTS,
     INSTANT,
@@ -64,25 +65,11 @@ class SilverResult:
 
 
 def read_cursor(conn: Connection) -> int:
-    value = conn.execute(
-        select(CURSORS.c.last_ingest_seq).where(CURSORS.c.consumer == CONSUMER)
-    ).scalar()
-    return int(value or 0)
+    return int(conn.execute(q.cursor_position(CONSUMER)).scalar() or 0)
 
 
 def _save_cursor(conn: Connection, seq: int, now: datetime) -> None:
-    s = q.literal_row(consumer=CONSUMER, last_ingest_seq=seq, updated_at=now)
-    t = CURSORS.alias("t")
-    conn.execute(
-        Merge(
-            target=t,
-            source=s,
-            on=t.c.consumer == s.c.consumer,
-            update_when=s.c.last_ingest_seq > t.c.last_ingest_seq,
-            update_values={"last_ingest_seq": s.c.last_ingest_seq, "updated_at": s.c.updated_at},
-            insert_values={c.name: s.c[c.name] for c in CURSORS.c},
-        )
-    )
+    conn.execute(q.save_cursor(CONSUMER, seq, now))
 
 
 def reset(lakehouse: Lakehouse, run_id: str | None = None) -> None:
@@ -164,7 +151,7 @@ def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[
     written: dict[str, int] = {}
     if prepared.quarantine.num_rows:
         with lakehouse.staged(conn, prepared.quarantine, QUARANTINE) as stage:
-            conn.execute(q.insert_missing(QUARANTINE, stage, ["event_id"]))
+            conn.execute(insert_missing(QUARANTINE, stage, ["event_id"]))
         written["silver.quarantine"] = prepared.quarantine.num_rows
     if batch.products.num_rows:
         with lakehouse.staged(conn, batch.products, Product.__table__) as stage:
@@ -180,7 +167,7 @@ def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[
         written["silver.orders"] = batch.orders.num_rows
         written["silver.order_items"] = batch.order_items.num_rows
     with lakehouse.staged(conn, prepared.ledger, LEDGER) as stage:
-        conn.execute(q.insert_missing(LEDGER, stage, ["event_id"]))
+        conn.execute(insert_missing(LEDGER, stage, ["event_id"]))
     written["silver.event_ledger"] = prepared.ledger.num_rows
     return written
 
@@ -192,7 +179,7 @@ def _read_batches(
     arrival positions (so at most that many events each), up to the last event stored when the
     step began. Events arriving during the step wait for the next run."""
     with conn.begin():
-        last = int(conn.execute(q.last_ingest_seq()).scalar_one())
+        last = int(conn.execute(last_ingest_seq()).scalar_one())
     while cursor < last:
         upper = min(cursor + batch_events, last)
         with conn.begin():

@@ -12,6 +12,7 @@ from grid_assets.models.base import Instant
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent, RejectedFile
 from grid_assets.models.gold import DailyRevenue, RevenueByCategory
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
+from grid_assets.queries.bronze import grid_events
 from grid_assets.queries.dialect import seconds_between
 from grid_assets.schemas.values import ORDER_STATUSES
 
@@ -19,10 +20,6 @@ EVENTS = Event.__table__
 HEARTBEAT = "system.heartbeat"
 # The heartbeat check lists at most this many gaps (the longest), so its metadata stays small.
 HEARTBEAT_GAPS_LISTED = 20
-
-
-def grid_events_filter():
-    return ~EVENTS.c.event_type.startswith("pipeline.")
 
 
 def _heartbeats_until(now: BindParameter) -> ColumnElement[bool]:
@@ -121,15 +118,13 @@ def heartbeat_gaps(
 
 def last_grid_event_at() -> Select:
     return select(func.max(EVENTS.c.occurred_at), func.max(EVENTS.c.ingested_at)).where(
-        grid_events_filter()
+        grid_events()
     )
 
 
 def rejected_share() -> Select:
     rejected = select(func.count()).select_from(RejectedEvent.__table__).scalar_subquery()
-    accepted = (
-        select(func.count()).where(grid_events_filter()).select_from(EVENTS).scalar_subquery()
-    )
+    accepted = select(func.count()).where(grid_events()).select_from(EVENTS).scalar_subquery()
     return select(rejected, accepted)
 
 
@@ -145,14 +140,14 @@ def reconciliation() -> Select:
     bronze_seen = (
         select(func.count())
         .select_from(EVENTS)
-        .where(grid_events_filter(), EVENTS.c.ingest_seq <= cursor)
+        .where(grid_events(), EVENTS.c.ingest_seq <= cursor)
         .scalar_subquery()
     )
     unaccounted = (
         select(func.count())
         .select_from(EVENTS)
         .where(
-            grid_events_filter(),
+            grid_events(),
             EVENTS.c.ingest_seq <= cursor,
             ~select(ledger.c.event_id).where(ledger.c.event_id == EVENTS.c.event_id).exists(),
         )

@@ -1,4 +1,5 @@
-"""Statements that fold a staged batch of validated rows into Silver, latest-wins."""
+"""Statements over Silver: reading Bronze past the cursor, folding a staged batch of validated
+rows in (latest wins), and the cursor itself."""
 
 from __future__ import annotations
 
@@ -12,20 +13,21 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal,
     or_,
     select,
 )
 from sqlalchemy.sql import FromClause
 
 from grid_assets.models.bronze import Event
-from grid_assets.models.silver import Order, OrderItem, Product
+from grid_assets.models.silver import Cursor, Order, OrderItem, Product
+from grid_assets.queries.common import literal_row
 from grid_assets.queries.dialect import Merge
 
 PRODUCTS = Product.__table__
 ORDERS = Order.__table__
 ORDER_ITEMS = OrderItem.__table__
 EVENTS = Event.__table__
+CURSORS = Cursor.__table__
 
 
 def newer(instant_new, id_new, instant_old, id_old) -> ColumnElement[bool]:
@@ -129,20 +131,6 @@ def insert_current_items(stage_items: FromClause) -> Insert:
     return insert(ORDER_ITEMS).from_select(columns, query)
 
 
-def insert_missing(target, stage: FromClause, keys: list[str]) -> Insert:
-    """INSERT ... SELECT of staged rows whose key is not in `target` yet (idempotent append)."""
-    columns = [c.name for c in stage.c if c.name in target.c]
-    query = select(*(stage.c[c] for c in columns)).where(
-        ~exists().where(*(target.c[k] == stage.c[k] for k in keys))
-    )
-    return insert(target).from_select(columns, query)
-
-
-def last_ingest_seq() -> Select:
-    """The arrival position of the latest Bronze event (0 when Bronze is empty)."""
-    return select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0))
-
-
 def unprocessed_events(after_seq: int, up_to_seq: int) -> Select:
     """GRID events (not the pipeline's own) with `after_seq < ingest_seq <= up_to_seq`, in
     arrival order. A bounded range, not ORDER BY ... LIMIT: the engine skips every stored block
@@ -164,6 +152,20 @@ def unprocessed_events(after_seq: int, up_to_seq: int) -> Select:
     )
 
 
-def literal_row(**values) -> FromClause:
-    """A one-row relation of literal values, aliased `s`, for single-row MERGEs."""
-    return select(*(literal(v).label(k) for k, v in values.items())).subquery("s")
+def cursor_position(consumer: str) -> Select:
+    """The last Bronze arrival position `consumer` has applied (no row before its first)."""
+    return select(CURSORS.c.last_ingest_seq).where(CURSORS.c.consumer == consumer)
+
+
+def save_cursor(consumer: str, seq: int, now) -> Merge:
+    """Move `consumer`'s cursor to `seq`, forward only: a replayed batch never moves it back."""
+    s = literal_row(consumer=consumer, last_ingest_seq=seq, updated_at=now)
+    t = CURSORS.alias("t")
+    return Merge(
+        target=t,
+        source=s,
+        on=t.c.consumer == s.c.consumer,
+        update_when=s.c.last_ingest_seq > t.c.last_ingest_seq,
+        update_values={"last_ingest_seq": s.c.last_ingest_seq, "updated_at": s.c.updated_at},
+        insert_values={c.name: s.c[c.name] for c in CURSORS.c},
+    )

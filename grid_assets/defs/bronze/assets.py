@@ -4,18 +4,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from grid_assets.defs.constants import (
+    EVENTS_KEY,
+    LAKEHOUSE_WRITER_POOL,
+    REJECTED_FILES_KEY,
+    REJECTED_KEY,
+)
 from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.models.bronze import Event, RejectedEvent, RejectedFile
 from grid_assets.resources.lakehouse import LakehouseResource
-
-# Every step that writes the lakehouse takes this pool's single slot (see .dagster_home): Bronze
-# and pipeline events number rows from max(ingest_seq), and DuckDB has one writer at a time.
-LAKEHOUSE_WRITER_POOL = "grid_lakehouse_writer"
-EVENTS_KEY = dg.AssetKey(["bronze", "events"])
-REJECTED_KEY = dg.AssetKey(["bronze", "rejected_events"])
-REJECTED_FILES_KEY = dg.AssetKey(["bronze", "rejected_files"])
 
 
 @dg.multi_asset(

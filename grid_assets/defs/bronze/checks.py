@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from grid_assets.defs.bronze.assets import EVENTS_KEY, REJECTED_FILES_KEY, REJECTED_KEY
+from grid_assets.defs.constants import EVENTS_KEY, REJECTED_FILES_KEY, REJECTED_KEY
 from grid_assets.defs.resources import HeartbeatPolicy
 from grid_assets.models.bronze import Event
 from grid_assets.queries import checks as q

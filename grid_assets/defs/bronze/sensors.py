@@ -1,21 +1,20 @@
-"""Sensors on the landing folder (new raw files) and on Bronze's event log (new GRID events)."""
+"""The sensor on the landing folder: new raw files start the whole graph at Bronze."""
 
 import hashlib
 import json
 from pathlib import Path
 
 import dagster as dg
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
-from grid_assets.defs.jobs import medallion_job, silver_gold_job
+from grid_assets.defs.jobs import medallion_job
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import read_progress
-from grid_assets.etl.silver import read_cursor
 from grid_assets.ingest.landing import Progress, needs_reading, scan_landing
+from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event, IngestedFile
-from grid_assets.queries.checks import grid_events_filter
-from grid_assets.resources.lakehouse import Lakehouse, LakehouseResource
+from grid_assets.resources.lakehouse import LakehouseResource
 
 EVENTS = Event.__table__
 FILES = IngestedFile.__table__
@@ -95,27 +94,4 @@ def landing_files_sensor(
     )
 
 
-@dg.sensor(
-    job=silver_gold_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED
-)
-def new_events_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource):
-    """Runs Silver and Gold when `bronze.events` holds GRID events past Silver's cursor.
-
-    The pipeline's own `pipeline.*` events are ignored, or every run would trigger the next.
-    """
-    try:
-        with lakehouse.get_lakehouse().connect() as conn:
-            latest = conn.execute(
-                select(func.coalesce(func.max(EVENTS.c.ingest_seq), 0)).where(grid_events_filter())
-            ).scalar_one()
-            applied = read_cursor(conn)
-    except DBAPIError as exc:
-        return dg.SkipReason(f"Lakehouse not readable yet: {type(exc.orig).__name__}")
-    requested = int(context.cursor or 0)
-    if latest <= max(applied, requested):
-        return dg.SkipReason(f"No GRID events after ingest_seq {max(applied, requested)}")
-    context.update_cursor(str(latest))
-    return dg.RunRequest(run_key=f"events-through-{latest}", tags={"grid/through_seq": str(latest)})
-
-
-bronze_sensors = [landing_files_sensor, new_events_sensor]
+bronze_sensors = [landing_files_sensor]

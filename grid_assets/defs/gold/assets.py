@@ -5,9 +5,8 @@ from datetime import timedelta
 import dagster as dg
 from sqlalchemy import literal
 
-from grid_assets.defs.bronze.assets import LAKEHOUSE_WRITER_POOL
+from grid_assets.defs.constants import LAKEHOUSE_WRITER_POOL, silver_key
 from grid_assets.defs.metadata import column_lineage, materialized_metadata, table_spec
-from grid_assets.defs.silver.assets import silver_key
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.models.base import Base, Instant
 from grid_assets.resources.lakehouse import LakehouseResource

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from grid_assets.defs.bronze.assets import EVENTS_KEY, LAKEHOUSE_WRITER_POOL
+from grid_assets.defs.constants import EVENTS_KEY, LAKEHOUSE_WRITER_POOL, silver_key
 from grid_assets.defs.metadata import materialized_metadata, table_spec
 from grid_assets.etl.silver import apply_new_events, reset
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
@@ -16,10 +16,6 @@ SILVER_MODELS = {
     "quarantine": Quarantine,
     "event_ledger": EventLedger,
 }
-
-
-def silver_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", name])
 
 
 class SilverApplyConfig(dg.Config):

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from grid_assets.defs.silver.assets import silver_key
+from grid_assets.defs.constants import silver_key
 from grid_assets.queries import checks as q
 from grid_assets.resources.lakehouse import LakehouseResource
 

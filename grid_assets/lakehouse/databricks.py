@@ -1,14 +1,15 @@
-"""Engine factories: one SQLAlchemy engine per process and configuration, created on first use.
+"""The Databricks SQL warehouse: its engine, bounded connections, masked errors, staged writes.
 
-Databricks connections are bounded and never leak the token:
+One SQLAlchemy engine per process and configuration, created on first use. Connections are
+bounded and never leak the token:
 
-- Opening a connection takes at most `connect_timeout_s` seconds (`DEFAULT_CONNECT_TIMEOUT_S`,
-  30 s), retries included. The connector's own retry budget is set a little under it and the
-  attempt runs in a helper thread that the caller stops waiting for at the deadline, so even a
-  host that accepts TCP and never answers cannot hold a run longer. A refused connection or a
-  host name that does not resolve fails after about 14 s (3 attempts, backoff 2 + 4 + 8 s);
-  measured: 14.2 s refused, 15.2 s unresolvable, 30.0 s for a silent host. A stopped classic
-  warehouse can take minutes to start: raise the budget with
+- Opening a connection takes at most `GRID_DATABRICKS_CONNECT_TIMEOUT_S` seconds (30 by
+  default), retries included. The connector's own retry budget is set a little under it and the
+  attempt runs on a helper thread whose `Future` the caller stops waiting for at the deadline
+  (`call_within`), so even a host that accepts TCP and never answers cannot hold a run longer.
+  A refused connection or a host name that does not resolve fails after about 14 s (3
+  attempts, backoff 2 + 4 + 8 s); measured: 14.2 s refused, 15.2 s unresolvable, 30.0 s for a
+  silent host. A stopped classic warehouse can take minutes to start: raise the budget with
   `GRID_DATABRICKS_CONNECT_TIMEOUT_S` (or the resource's `connect_timeout_seconds`) for those.
 - While an attempt runs, the connector's per-retry WARNING/ERROR records are demoted to DEBUG
   (`_QuietConnectAttempts`): the one error at the end says the same thing once.
@@ -19,8 +20,9 @@ Databricks connections are bounded and never leak the token:
   leave SQLAlchemy (`handle_error`), and transport errors that escape the connector unwrapped
   (a bare urllib3 `MaxRetryError`) become `LakehouseConnectionError` too.
 - The token is never part of the engine URL (it goes in through `connect_args`), so
-  `repr(engine)` and SQLAlchemy's messages cannot show it. An empty token is refused here: the
-  connector would otherwise fall back to an interactive browser login and hang.
+  `repr(engine)` and SQLAlchemy's messages cannot show it. An empty token never gets here
+  (`config.DatabricksConfig` refuses it): the connector would fall back to an interactive
+  browser login and hang.
 """
 
 from __future__ import annotations
@@ -32,32 +34,44 @@ import re
 import socket
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
-import duckdb
-from sqlalchemy import URL, Engine, create_engine, event
+import pyarrow as pa
+from sqlalchemy import (
+    URL,
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    create_engine,
+    event,
+    insert,
+    text,
+)
 from sqlalchemy.engine.interfaces import ExceptionContext
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import FromClause
 
+from grid_assets.config import HOSTNAME_VAR, DatabricksConfig, Hostname, check
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.staging import Stager, VolumeStaging, relation_name, sdk_files
 from grid_assets.logging_redaction import (
     install_redaction,
     redact,
     redact_exception,
     register_secret,
 )
-from grid_assets.settings import (
-    DEFAULT_DUCKDB_MEMORY_LIMIT,
-    DUCKDB_MEMORY_LIMIT_VAR,
-    ConfigurationError,
-    hostname_problem,
-    memory_limit_problem,
-)
+from grid_assets.queries.dialect import InsertOverwrite
 
-# Total seconds allowed to open one warehouse connection, every retry included.
-DEFAULT_CONNECT_TIMEOUT_S = 30
 # Per-request socket timeout once connected: bounds a dead connection without cutting short the
 # responses of slow statements (the connector's default is 900 s).
 SOCKET_TIMEOUT_S = 120
@@ -66,6 +80,10 @@ RETRY_ATTEMPTS = 3
 DEFAULT_PORT = 443
 POOL_RECYCLE_S = 1800
 CONNECT_THREAD_NAME = "grid-databricks-connect"
+# Databricks allows at most 256 named parameters per statement.
+MAX_PARAMS_PER_STATEMENT = 256
+# How long one Files API call (upload, list, delete) may keep retrying.
+FILES_RETRY_TIMEOUT_S = 120
 _REASON_MAX_CHARS = 300
 _RESOLUTION_FAILURES = (
     "nameresolutionerror",
@@ -76,6 +94,7 @@ _RESOLUTION_FAILURES = (
     "failed to resolve",
 )
 _AUTH_FAILURE = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden|invalid access|authenticat")
+T = TypeVar("T")
 
 
 # Loggers the connector and urllib3 report each failed connect attempt on (WARNING / ERROR).
@@ -127,18 +146,6 @@ def _quiet_connect_attempts() -> None:
             logger.addFilter(_QUIET_FILTER)
 
 
-class LakehouseMemoryError(RuntimeError):
-    """A DuckDB statement needed more than the configured memory limit, spilling included."""
-
-    def __init__(self, memory_limit: str, detail: str) -> None:
-        first_line = detail.strip().splitlines()[0] if detail.strip() else "out of memory"
-        super().__init__(
-            f"DuckDB ran out of memory under its {memory_limit} limit ({first_line}). "
-            f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB) and run again; every step "
-            "is idempotent, so nothing is lost or doubled."
-        )
-
-
 class LakehouseConnectionError(RuntimeError):
     """The Databricks SQL warehouse could not be reached or refused the connection.
 
@@ -168,9 +175,7 @@ class DatabricksTarget:
     @classmethod
     def parse(cls, server_hostname: str, http_path: str) -> DatabricksTarget:
         """`host` or `host:port` (DATABRICKS_SERVER_HOSTNAME) plus the warehouse's HTTP path."""
-        value = server_hostname.strip()
-        if problem := hostname_problem(value):
-            raise ConfigurationError(problem)
+        value = check(Hostname, server_hostname, HOSTNAME_VAR)
         host, _, port = value.partition(":")
         return cls(host, int(port) if port else DEFAULT_PORT, http_path.strip())
 
@@ -181,67 +186,24 @@ class DatabricksTarget:
 
 
 @functools.cache
-def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) -> Engine:
-    """The embedded engine. NullPool on purpose: DuckDB's file lock belongs to whichever process
-    holds an open connection, so connections are closed after each unit of work and the Dagster UI,
-    a sensor and a run can take turns on the same file. Opening one takes about a millisecond.
+def databricks_engine(config: DatabricksConfig, *, dbapi: ModuleType | None = None) -> Engine:
+    """A pooled engine on the warehouse `config` names; `create_engine` itself does not connect.
 
-    `memory_limit` caps DuckDB's buffer manager (`GRID_DUCKDB_MEMORY_LIMIT`): without it DuckDB
-    keeps every table block it has read, up to 80% of the machine, so memory grows with the
-    lakehouse rather than with the batch."""
-    if problem := memory_limit_problem(memory_limit):
-        raise ConfigurationError(problem)  # it is spliced into SET below: never unchecked
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"duckdb:///{path}", poolclass=NullPool)
-
-    @event.listens_for(engine, "connect")
-    def _session(dbapi_connection, _record) -> None:
-        # Instants come back tz-aware in UTC whatever the host's zone, and ::DATE is the UTC date.
-        dbapi_connection.execute("SET TimeZone = 'UTC'")
-        dbapi_connection.execute(f"SET memory_limit = '{memory_limit.strip()}'")
-
-    @event.listens_for(engine, "handle_error")
-    def _name_the_limit(context: ExceptionContext) -> BaseException | None:
-        if isinstance(context.original_exception, duckdb.OutOfMemoryException):
-            return LakehouseMemoryError(memory_limit.strip(), str(context.original_exception))
-        return None
-
-    # duckdb-engine declares no native Decimal support, which makes SQLAlchemy round-trip DECIMAL
-    # through float; DuckDB returns and accepts exact Decimals, so say so.
-    engine.dialect.supports_native_decimal = True
-    return engine
-
-
-@functools.cache
-def databricks_engine(
-    server_hostname: str,
-    http_path: str,
-    access_token: str,
-    catalog: str,
-    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
-    *,
-    dbapi: ModuleType | None = None,
-) -> Engine:
-    """A pooled engine on a Databricks SQL warehouse; `create_engine` itself does not connect.
-
-    `dbapi` replaces the `databricks.sql` module (tests use a recording fake)."""
-    token = (access_token or "").strip()
-    if not token:
-        raise ConfigurationError("DATABRICKS_TOKEN is empty; refusing to connect without a token.")
-    if not http_path or not http_path.strip():
-        raise ConfigurationError("DATABRICKS_HTTP_PATH is empty.")
-    if connect_timeout_s <= 0:
-        raise ConfigurationError("The connect timeout must be a positive number of seconds.")
+    `config` has passed every rule of `grid_assets.config` (an empty token included: the
+    connector would otherwise fall back to an interactive browser login and hang). `dbapi`
+    replaces the `databricks.sql` module (tests use a recording fake)."""
+    token = config.token
+    connect_timeout_s = config.connect_timeout_s
     register_secret(token)
     install_redaction()
     _quiet_connect_attempts()
-    target = DatabricksTarget.parse(server_hostname, http_path)
+    target = DatabricksTarget.parse(config.server_hostname, config.http_path)
     url = URL.create(
         "databricks",
         username="token",  # no password: the token goes in through connect_args
         host=target.host,
         port=target.port,
-        query={"http_path": target.http_path, "catalog": catalog},
+        query={"http_path": target.http_path, "catalog": config.catalog},
     )
     options: dict[str, Any] = {"module": dbapi} if dbapi is not None else {}
     engine = create_engine(
@@ -287,49 +249,71 @@ def databricks_engine(
     return engine
 
 
+class Deadline(Exception):
+    """`call_within` stopped waiting."""
+
+
+def call_within(fn: Callable[[], T], seconds: float, *, thread_name: str = "grid-deadline") -> T:
+    """`fn()`'s result, or `Deadline` after `seconds`; what `fn` raises is raised here.
+
+    `fn` runs on a daemon thread behind a `concurrent.futures.Future`: a call that never
+    returns (a silent host) is abandoned at the deadline without holding the process at exit,
+    which an executor's worker threads would. `abandoned` receives a late result, if any."""
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the waiting thread
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=thread_name, daemon=True).start()
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        future.add_done_callback(_close_late_result)
+        raise Deadline from None
+
+
+def _close_late_result(future: Future) -> None:
+    if future.exception() is None:
+        _close_quietly(future.result())
+
+
 def connect_within(connect, target: DatabricksTarget, timeout_s: float):
-    """Run `connect()` in a helper thread and wait at most `timeout_s` seconds for it.
+    """Run `connect()` on a helper thread and wait at most `timeout_s` seconds for it.
 
     Any failure, and the deadline, raise one `LakehouseConnectionError` with no chained
     exception. A connection that arrives after the deadline is closed."""
-    outcome: dict[str, Any] = {}
-    lock = threading.Lock()
-    finished = threading.Event()
-
-    def attempt() -> None:
-        try:
-            connection = connect()
-        except BaseException as exc:  # reported to the waiting thread
-            with lock:
-                outcome["error"] = exc
-        else:
-            with lock:
-                if outcome.get("abandoned"):
-                    _close_quietly(connection)
-                else:
-                    outcome["connection"] = connection
-        finally:
-            finished.set()
-
     started = time.monotonic()
-    worker = threading.Thread(target=attempt, name=CONNECT_THREAD_NAME, daemon=True)
-    worker.start()
-    finished.wait(timeout_s)
+    thread_ids: list[int] = []
+
+    def attempt():
+        thread_ids.append(threading.get_ident())
+        return connect()
+
+    error: BaseException | None = None
+    try:
+        connection = call_within(attempt, timeout_s, thread_name=CONNECT_THREAD_NAME)
+    except Deadline:
+        pass
+    except BaseException as exc:  # reported below, masked and without its chain
+        error = exc
+    else:
+        _ATTEMPT_NOTES.pop(thread_ids[0], None)
+        return connection
     elapsed = time.monotonic() - started
-    with lock:
-        if "connection" in outcome:
-            _ATTEMPT_NOTES.pop(worker.ident or 0, None)
-            return outcome["connection"]
-        error = outcome.get("error")
-        if error is None:
-            outcome["abandoned"] = True
-    note = " ".join(_ATTEMPT_NOTES.pop(worker.ident or 0, [])) or None
+    note = " ".join(_ATTEMPT_NOTES.pop(thread_ids[0], [])) if thread_ids else ""
     if isinstance(error, LakehouseConnectionError):
         failure = error
     else:
         if error is not None:
             redact_exception(error)
-        failure = LakehouseConnectionError(target, describe(error, note, timeout_s), elapsed)
+        failure = LakehouseConnectionError(
+            target, describe(error, note or None, timeout_s), elapsed
+        )
     raise failure  # outside any except block: nothing chained
 
 
@@ -419,3 +403,123 @@ def connection_error(engine: Engine, exc: BaseException) -> LakehouseConnectionE
         return exc
     redact_exception(exc)
     return LakehouseConnectionError(DatabricksTarget.of(engine), describe(exc))
+
+
+# -- the backend ---------------------------------------------------------------------------------
+
+# Runs whose schema DDL has run in this process (see DatabricksBackend.prepared).
+_PREPARED_RUNS: set[tuple[str, str]] = set()
+
+
+@dataclass
+class DatabricksBackend:
+    """A warehouse with no multi-statement transactions: batches arrive as staged Parquet files
+    (`staging.VolumeStaging`), tables are replaced by `INSERT OVERWRITE`, reads come back as
+    Arrow from the connector, and the schema DDL runs once per run and process.
+
+    Without a `VolumeStaging`, batches go as chunked multi-row VALUES into a scratch table
+    (`ScratchTables`): the row path, kept for comparison (scripts/bench.py)."""
+
+    engine: Engine
+    stager: Stager | None = None
+    # A volume the pipeline itself creates (the derived default), as catalog.schema.volume.
+    create_volume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stager is None:
+            self.stager = ScratchTables()
+
+    def open(self) -> Connection:
+        """A connection; any failure to open one is a `LakehouseConnectionError` (bounded in
+        time, masked, naming host and HTTP path)."""
+        failure: Exception | None = None
+        try:
+            return self.engine.connect()
+        except LakehouseConnectionError:
+            raise
+        except DBAPIError as exc:
+            failure = connection_error(self.engine, exc)
+        except Exception as exc:
+            if not is_transport_error(exc):
+                raise
+            failure = connection_error(self.engine, exc)
+        raise failure  # outside the except blocks: no driver exception chained
+
+    def stage(
+        self, conn: Connection, rows: pa.Table, like: Table, columns: list[Column]
+    ) -> contextlib.AbstractContextManager[FromClause]:
+        assert self.stager is not None  # set in __post_init__
+        return self.stager.stage(conn, rows, like, columns)
+
+    def replace(self, conn: Connection, table: Table, query: Select) -> None:
+        conn.execute(InsertOverwrite(table, [c.name for c in query.selected_columns], query))
+
+    def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table:
+        result = conn.execute(query)
+        try:
+            cursor: Any = result.cursor  # the Databricks SQL connector's cursor
+            return cursor.fetchall_arrow()
+        finally:
+            result.close()
+
+    def _run_key(self) -> tuple[str, str] | None:
+        if not isinstance(self.stager, VolumeStaging):
+            return None
+        return (str(self.engine.url), self.stager.run_id)
+
+    def prepared(self) -> bool:
+        key = self._run_key()
+        return key is not None and key in _PREPARED_RUNS
+
+    def prepare(self, conn: Connection) -> None:
+        if self.create_volume is not None:
+            conn.execute(text(f"CREATE VOLUME IF NOT EXISTS {self.create_volume}"))
+
+    def after_prepare(self) -> None:
+        if isinstance(self.stager, VolumeStaging):
+            self.stager.sweep()
+        if (key := self._run_key()) is not None:
+            _PREPARED_RUNS.add(key)
+
+
+@dataclass
+class ScratchTables:
+    """The row path: a scratch table in the target's schema filled by multi-row VALUES under
+    the parameter cap, dropped after use. About rows / (256 // columns) statements a batch;
+    production stages files instead (`staging.VolumeStaging`)."""
+
+    @contextmanager
+    def stage(
+        self, conn: Connection, rows: pa.Table, like: Table, columns: list[Column]
+    ) -> Iterator[FromClause]:
+        name = f"{relation_name(like)}_{uuid.uuid4().hex[:12]}"
+        relation = Table(name, MetaData(), *columns, schema=like.schema)
+        relation.create(conn)
+        try:
+            insert_chunked(conn, relation, rows)
+            yield relation
+        finally:
+            relation.drop(conn)
+
+
+def insert_chunked(conn: Connection, table: Table, rows: pa.Table) -> int:
+    """Multi-row VALUES under the parameter cap: rows / (256 // columns) statements (executemany
+    would be one request per row). Columns with a client-side default count as parameters."""
+    rendered = set(rows.column_names) | {c.name for c in table.c if c.default is not None}
+    per_statement = max(1, MAX_PARAMS_PER_STATEMENT // max(1, len(rendered)))
+    # Slices, not to_batches(): batches never span the table's chunks, which would add short
+    # statements at every chunk boundary.
+    for start in range(0, rows.num_rows, per_statement):
+        conn.execute(insert(table).values(rows.slice(start, per_statement).to_pylist()))
+    return rows.num_rows
+
+
+def databricks_lakehouse(config: DatabricksConfig, run_id: str) -> Lakehouse:
+    """The lakehouse on the warehouse `config` names, its batches staged in its volume under
+    `run_id` (staged file names carry it, so a retried step finds its own batches)."""
+    engine = databricks_engine(config)
+    target = DatabricksTarget.of(engine)
+    files = sdk_files(f"https://{target.address}", config.token, FILES_RETRY_TIMEOUT_S)
+    stager = VolumeStaging(config.staging_volume_path, files, run_id)
+    backend = DatabricksBackend(engine, stager, create_volume=config.volume_to_create)
+    return Lakehouse(backend, config.schema_prefix)

@@ -1,6 +1,7 @@
 """How a batch of rows reaches SQL as a relation, one small class per engine.
 
-- DuckDB scans the batch's Arrow buffers in place (`ArrowScan`): no rows through SQL text.
+- DuckDB scans the batch's Arrow buffers in place (`lakehouse.duckdb.ArrowScan`): no rows
+  through SQL text.
 - Databricks receives files, not rows (`VolumeStaging`): each batch is written once as a Parquet
   file typed like the target table (exact decimals, UTC instants), uploaded once to a Unity
   Catalog volume through the Files API of `databricks-sdk`, and read by the load statement as
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -77,23 +77,6 @@ class VolumeFiles(Protocol):
 
 def relation_name(like: Table) -> str:
     return f"stage_{like.name}"
-
-
-class ArrowScan:
-    """DuckDB: register the Arrow table under a fresh name; DuckDB scans it in place."""
-
-    @contextmanager
-    def stage(
-        self, conn: Connection, rows: pa.Table, like: Table, columns: list[Column]
-    ) -> Iterator[FromClause]:
-        name = f"{relation_name(like)}_{uuid.uuid4().hex[:12]}"
-        relation = Table(name, MetaData(), *columns)
-        raw: Any = conn.connection.driver_connection
-        raw.register(name, rows)
-        try:
-            yield relation
-        finally:
-            raw.unregister(name)
 
 
 def arrow_type(column: Column) -> pa.DataType | None:

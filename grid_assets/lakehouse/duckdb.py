@@ -1,0 +1,213 @@
+"""The embedded DuckDB file: its engine, its file lock, its memory limit, its Arrow scans."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+)
+from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import FromClause
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from grid_assets.config import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DUCKDB_LOCK_TIMEOUT_VAR,
+    DUCKDB_MEMORY_LIMIT_VAR,
+    LocalConfig,
+    MemoryLimit,
+    check,
+)
+from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.staging import relation_name
+
+log = logging.getLogger(__name__)
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class LakehouseMemoryError(RuntimeError):
+    """A DuckDB statement needed more than the configured memory limit, spilling included."""
+
+    def __init__(self, memory_limit: str, detail: str) -> None:
+        first_line = detail.strip().splitlines()[0] if detail.strip() else "out of memory"
+        super().__init__(
+            f"DuckDB ran out of memory under its {memory_limit} limit ({first_line}). "
+            f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB) and run again; every step "
+            "is idempotent, so nothing is lost or doubled."
+        )
+
+
+class LakehouseLockTimeout(RuntimeError):
+    """Another process held the DuckDB file's lock for longer than this one may wait."""
+
+    def __init__(self, path: str, holder: str, timeout_s: float) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"Gave up after waiting {timeout_s:g} s for the DuckDB file {path}: {holder} still "
+            "holds its lock. Stop that process or let it finish, then run again; or let runs "
+            f"wait longer by raising {DUCKDB_LOCK_TIMEOUT_VAR} (the lakehouse resource's "
+            f"lock_timeout_seconds, now {timeout_s:g})."
+        )
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    """DuckDB's 'Could not set lock on file ... Conflicting lock is held in <process>'."""
+    return isinstance(exc, DBAPIError) and "could not set lock" in str(exc).lower()
+
+
+def _lock_holder(exc: BaseException | None) -> str:
+    """Who holds the lock, as DuckDB's message tells it (its PID and program, when given)."""
+    found = _LOCK_HOLDER.search(str(exc))
+    if found is None:
+        return "another process"
+    return f"another process, PID {found['pid']} ({found['program']})"
+
+
+@functools.cache
+def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) -> Engine:
+    """The embedded engine. NullPool on purpose: DuckDB's file lock belongs to whichever process
+    holds an open connection, so connections are closed after each unit of work and the Dagster UI,
+    a sensor and a run can take turns on the same file. Opening one takes about a millisecond.
+
+    `memory_limit` (checked by `config.MemoryLimit`) caps DuckDB's buffer manager: without it
+    DuckDB keeps every table block it has read, up to 80% of the machine, so memory grows with
+    the lakehouse rather than with the batch."""
+    memory_limit = check(MemoryLimit, memory_limit, DUCKDB_MEMORY_LIMIT_VAR)  # spliced into SET
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"duckdb:///{path}", poolclass=NullPool)
+
+    @event.listens_for(engine, "connect")
+    def _session(dbapi_connection, _record) -> None:
+        # Instants come back tz-aware in UTC whatever the host's zone, and ::DATE is the UTC date.
+        dbapi_connection.execute("SET TimeZone = 'UTC'")
+        dbapi_connection.execute(f"SET memory_limit = '{memory_limit}'")
+
+    @event.listens_for(engine, "handle_error")
+    def _name_the_limit(context: ExceptionContext) -> BaseException | None:
+        if isinstance(context.original_exception, duckdb.OutOfMemoryException):
+            return LakehouseMemoryError(memory_limit, str(context.original_exception))
+        return None
+
+    # duckdb-engine declares no native Decimal support, which makes SQLAlchemy round-trip DECIMAL
+    # through float; DuckDB returns and accepts exact Decimals, so say so.
+    engine.dialect.supports_native_decimal = True
+    return engine
+
+
+class ArrowScan:
+    """A batch as a relation: the Arrow table registered under a fresh name, scanned in place
+    by DuckDB (no rows through SQL text)."""
+
+    @contextmanager
+    def stage(
+        self, conn: Connection, rows: pa.Table, like: Table, columns: list[Column]
+    ) -> Iterator[FromClause]:
+        name = f"{relation_name(like)}_{uuid.uuid4().hex[:12]}"
+        relation = Table(name, MetaData(), *columns)
+        raw: Any = conn.connection.driver_connection
+        raw.register(name, rows)
+        try:
+            yield relation
+        finally:
+            raw.unregister(name)
+
+
+@dataclass
+class DuckDBBackend(ArrowScan):
+    engine: Engine
+    lock_timeout_s: float
+
+    def open(self) -> Connection:
+        """A connection, waiting while another process holds the file's lock.
+
+        The wait is bounded by `lock_timeout_s` (`GRID_DUCKDB_LOCK_TIMEOUT_S`), with back-off
+        from 50 ms to 1 s; it logs one warning when it starts (the holder's PID, the bound) and
+        ends in one `LakehouseLockTimeout` if the lock is still held then."""
+
+        def first_wait(state: RetryCallState) -> None:
+            if state.attempt_number == 1:
+                log.warning(
+                    "The DuckDB file %s is locked by %s; waiting up to %g s for it (%s).",
+                    self.engine.url.database,
+                    _lock_holder(state.outcome.exception() if state.outcome else None),
+                    self.lock_timeout_s,
+                    DUCKDB_LOCK_TIMEOUT_VAR,
+                )
+
+        waiting = Retrying(
+            retry=retry_if_exception(_is_lock_error),
+            stop=stop_after_delay(self.lock_timeout_s),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            before_sleep=first_wait,
+        )
+        try:
+            return waiting(self.engine.connect)
+        except RetryError as gave_up:
+            last = gave_up.last_attempt.exception()
+            failure = LakehouseLockTimeout(
+                str(self.engine.url.database), _lock_holder(last), self.lock_timeout_s
+            )
+        raise failure  # outside the except block: no driver exception chained
+
+    def replace(self, conn: Connection, table: Table, query: Select) -> None:
+        # One transaction: the emptying and the refill commit together.
+        conn.execute(delete(table))
+        conn.execute(insert(table).from_select([c.name for c in query.selected_columns], query))
+
+    def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table:
+        result = conn.execute(query)
+        try:
+            cursor: Any = result.cursor
+            with warnings.catch_warnings():
+                # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
+                # bounded, and going through the SQLAlchemy connection keeps its transaction.
+                warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
+                return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
+        finally:
+            result.close()
+
+    def prepared(self) -> bool:
+        return False  # DDL on a local file costs nothing: it runs on every call
+
+    def prepare(self, conn: Connection) -> None:
+        pass
+
+    def after_prepare(self) -> None:
+        pass
+
+
+def local_lakehouse(config: LocalConfig) -> Lakehouse:
+    """The lakehouse in the DuckDB file `config` names."""
+    engine = duckdb_engine(str(config.duckdb_path), config.memory_limit)
+    return Lakehouse(DuckDBBackend(engine, float(config.lock_timeout_s)))
