@@ -181,15 +181,13 @@ class Lakehouse:
         """Expose `rows` to SQL as a relation typed like `like`'s columns, for INSERT/MERGE ...
         SELECT: an Arrow scan on DuckDB, a Parquet file in the staging volume on Databricks.
         Columns not in `like` keep their Arrow type."""
-        columns = [like.c[n].copy() for n in rows.column_names if n in like.c] + [
-            Column(n, _arrow_to_sql_type(rows.schema.field(n).type))
+        # Names and types only: no key, constraint or comment of the real table on a stage.
+        columns = [
+            Column(
+                n, like.c[n].type if n in like.c else _arrow_to_sql_type(rows.schema.field(n).type)
+            )
             for n in rows.column_names
-            if n not in like.c
         ]
-        for column in columns:
-            column.primary_key = False
-            column.nullable = True
-            column.comment = None  # the model's description is for the real table, not a stage
         with self.backend.stage(conn, rows, like, columns) as relation:
             yield relation
 

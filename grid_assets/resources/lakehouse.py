@@ -49,7 +49,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Staged file names carry the run id, so a retried step finds its own batches.
-        self._run_id = context.run_id
+        self._run_id = context.run.run_id if context.run is not None else None
 
     def local_config(self, lock_timeout_seconds: int | None = None) -> LocalConfig:
         return LocalConfig.checked(

@@ -28,7 +28,7 @@ def bronze_ingest(
     """Read every new line of every landing file into Bronze; bad lines go to rejected_events."""
     lh = lakehouse.get_lakehouse()
     lh.create_tables()
-    result = ingest_landing(lh, Path(landing.path), run_id=context.run_id)
+    result = ingest_landing(lh, Path(landing.path), run_id=context.run.run_id)
     context.log.info(
         f"Bronze: {result.events_inserted} new events, {result.duplicates} duplicates, "
         f"{result.rejected} rejected lines from {result.files_read} of {result.files_seen} files"

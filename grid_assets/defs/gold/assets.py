@@ -54,7 +54,7 @@ def _gold_asset(name: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         lh = lakehouse.get_lakehouse()
         lh.create_tables()
-        rebuild(lh, name, run_id=context.run_id)
+        rebuild(lh, name, run_id=context.run.run_id)
         return dg.MaterializeResult(metadata=materialized_metadata(lh, table, lineage))
 
     return _asset

@@ -40,9 +40,9 @@ def silver_apply_events(
     lh = lakehouse.get_lakehouse()
     lh.create_tables()
     if config.full_refresh:
-        reset(lh, run_id=context.run_id)
+        reset(lh, run_id=context.run.run_id)
         context.log.info("Silver emptied and its cursor reset: rebuilding from all of Bronze")
-    result = apply_new_events(lh, run_id=context.run_id)
+    result = apply_new_events(lh, run_id=context.run.run_id)
     context.log.info(f"Silver: read {result.events_read} events: {result.outcomes}")
     for name, model in SILVER_MODELS.items():
         yield dg.MaterializeResult(
