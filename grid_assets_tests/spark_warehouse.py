@@ -1,6 +1,6 @@
 """A Databricks SQL warehouse stood in for by a local SparkSession, and a volume on local disk.
 
-`SparkWarehouse.module()` is a PEP 249 module for `lakehouse.databricks.databricks_engine(..., dbapi=...)`:
+`SparkWarehouse.module()` is a PEP 249 module for `databricks_engine(..., dbapi=...)`:
 the production `Lakehouse`, `staging.VolumeStaging` and the Databricks dialect run unchanged,
 and every statement they send is executed by Spark SQL with its named parameters passed as
 `spark.sql(sql, args=...)`, the way the connector sends them (native `:name` markers), except:
