@@ -27,16 +27,18 @@ test: install
 check-defs: install
 	GRID_ENV=local VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
+## ruff over every Python file of the repository (.venv and build output excluded by ruff).
 lint: install
-	$(BIN)/ruff check grid_assets grid_assets_tests scripts
-	$(BIN)/ruff format --check grid_assets grid_assets_tests scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: install
-	$(BIN)/ruff format grid_assets grid_assets_tests scripts
-	$(BIN)/ruff check --fix grid_assets grid_assets_tests scripts
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
+## pyright on the packages listed in pyproject.toml ([tool.pyright] include).
 typecheck: install
-	$(BIN)/pyright grid_assets
+	$(BIN)/pyright
 
 ## The Dagster UI on the same local lakehouse as `make run` (http://127.0.0.1:3000).
 dev: install
