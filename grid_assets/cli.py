@@ -1,4 +1,5 @@
-"""`grid`: run the whole asset graph once, in-process, and print what it did (or simulate input)."""
+"""`grid`: run the whole asset graph once, in-process, and print what it did; simulate input,
+check a production configuration."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from sqlalchemy import select
 
-from grid_assets.config import DEFAULT_LANDING_DIR, PROJECT_ROOT, ConfigurationError
+from grid_assets.config import (
+    CONNECT_TIMEOUT_VAR,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_LANDING_DIR,
+    PROJECT_ROOT,
+    ConfigurationError,
+)
 
 # Tracebacks are printed by main() with secrets masked; typer's own pretty tracebacks would also
 # print every frame's local variables (connection arguments included).
@@ -286,6 +293,41 @@ def simulate(
     command = [sys.executable, "-m", "grid_assets.cli", "run"]
     code = subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
     raise typer.Exit(code)
+
+
+@app.command("check-config")
+def check_config(
+    timeout: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds allowed for DNS, the connection and the workspace API "
+            f"(default: {CONNECT_TIMEOUT_VAR} or {DEFAULT_CONNECT_TIMEOUT_S})."
+        ),
+    ] = None,
+    statement_timeout: Annotated[
+        float, typer.Option(help="Seconds allowed per SQL statement.")
+    ] = 120.0,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show library logs (masked).")] = False,
+) -> None:
+    """Check the production (Databricks) configuration before deploying.
+
+    Reads the pipeline's variables and prints one line per check (PASS, FAIL or SKIP, what was
+    found, a hint): each variable, the host resolves and answers, SELECT 1 on the warehouse, its
+    state, the catalog, the layer schemas, a scratch table, and the staging volume (exists or can
+    be created, and a small file can be uploaded, listed, read and removed). A refusal names the
+    missing grant; nothing secret is printed. Exit status: 0 only when every check passes, 1
+    otherwise."""
+    import os
+
+    from grid_assets.check_config import run_checks
+
+    code = run_checks(
+        os.environ, timeout=timeout, statement_timeout=statement_timeout, verbose=verbose
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Helper threads may still be waiting on an unreachable host; do not wait for them.
+    os._exit(code)
 
 
 @app.command()

@@ -1,16 +1,17 @@
-"""`scripts/check_databricks_config.py`: every failure detectable without a workspace, offline.
+"""`grid check-config` (`grid_assets.check_config`, and its wrapper
+`scripts/check_databricks_config.py`): every failure detectable without a workspace, offline.
 
-The subprocess scenarios start together (module fixture) and each test awaits its own. The
-happy path and the SQL-permission failures run in process against a fake connector and a fake
+The subprocess scenarios (`grid check-config`, and some through the script, which must print
+the same) start together (module fixture) and each test awaits its own. The happy path and the
+SQL-permission failures run in process (`run_checks`) against a fake connector and a fake
 workspace client, which also shows the scratch table is dropped. The staging volume is checked
 against a real Files API server on 127.0.0.1 (`files_api_server`), over HTTPS with a self-signed
-certificate the script trusts through `REQUESTS_CA_BUNDLE`: the script's own Files API client
+certificate the check trusts through `REQUESTS_CA_BUNDLE`: the check's own Files API client
 (the pipeline's `staging.sdk_files`) talks to it unchanged, in process and in a subprocess.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from grid_assets.check_config import run_checks
 from grid_assets_tests.databricks_fakes import (
     HTTP_PATH,
     TOKEN,
@@ -39,7 +41,8 @@ from grid_assets_tests.files_api_server import (
 from grid_assets_tests.launch import Launched
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = REPO_ROOT / "scripts" / "check_databricks_config.py"
+SCRIPT = [sys.executable, str(REPO_ROOT / "scripts" / "check_databricks_config.py")]
+GRID = [str(Path(sys.executable).with_name("grid")), "check-config"]
 VALID = {
     "DATABRICKS_SERVER_HOSTNAME": "adb-1234567890123456.7.azuredatabricks.net",
     "DATABRICKS_HTTP_PATH": HTTP_PATH,
@@ -53,7 +56,7 @@ LINE = re.compile(r"^(PASS|FAIL|SKIP|NOT READY|READY|WARN)\b")
 
 
 class ScriptRun(Launched):
-    """A run of the check script, with its PASS/FAIL/SKIP lines."""
+    """A run of the check (`grid check-config` or the script), with its PASS/FAIL/SKIP lines."""
 
     def wait(self, timeout: float = 180) -> ScriptRun:
         super().wait(timeout)
@@ -99,40 +102,42 @@ def no_write_volume(certificate: Certificate) -> Iterator[FilesServer]:
 def runs(
     silent_port: int, certificate: Certificate, no_write_volume: FilesServer
 ) -> dict[str, ScriptRun]:
+    bad_shapes = clean_env(
+        GRID_ENV="prod",
+        DATABRICKS_SERVER_HOSTNAME="https://adb-1.azuredatabricks.net/",
+        DATABRICKS_HTTP_PATH="sql/1.0/clusters/0123-456",
+        DATABRICKS_TOKEN="abc" + TOKEN[4:],
+        DATABRICKS_CATALOG="main-catalog",
+        DATABRICKS_SCHEMA_PREFIX="grid prod",
+        GRID_DATABRICKS_CONNECT_TIMEOUT_S="soon",
+        DATABRICKS_STAGING_VOLUME="/Volumes/main/grid/",
+    )
     scenarios: dict[str, tuple[list[str], dict[str, str]]] = {
-        "missing": ([], clean_env(DATABRICKS_TOKEN=TOKEN)),
-        "empty_token": ([], clean_env(**{**VALID, "DATABRICKS_TOKEN": ""})),
-        "bad_shapes": (
-            [],
-            clean_env(
-                GRID_ENV="prod",
-                DATABRICKS_SERVER_HOSTNAME="https://adb-1.azuredatabricks.net/",
-                DATABRICKS_HTTP_PATH="sql/1.0/clusters/0123-456",
-                DATABRICKS_TOKEN="abc" + TOKEN[4:],
-                DATABRICKS_CATALOG="main-catalog",
-                DATABRICKS_SCHEMA_PREFIX="grid prod",
-                GRID_DATABRICKS_CONNECT_TIMEOUT_S="soon",
-                DATABRICKS_STAGING_VOLUME="/Volumes/main/grid/",
-            ),
-        ),
+        "missing": ([*GRID], clean_env(DATABRICKS_TOKEN=TOKEN)),
+        "missing_script": ([*SCRIPT], clean_env(DATABRICKS_TOKEN=TOKEN)),
+        "empty_token": ([*GRID], clean_env(**{**VALID, "DATABRICKS_TOKEN": ""})),
+        "bad_shapes": ([*GRID], bad_shapes),
+        "bad_shapes_script": ([*SCRIPT], bad_shapes),
+        "bad_option": ([*GRID, "--timeout", "soon"], clean_env()),
+        "bad_option_script": ([*SCRIPT, "--timeout", "soon"], clean_env()),
         "unresolvable": (
-            [],
+            [*GRID],
             clean_env(
                 **{**VALID, "DATABRICKS_SERVER_HOSTNAME": "grid-warehouse.nonexistent.invalid"},
                 GRID_ENV="local",
             ),
         ),
         "refused": (
-            [],
+            [*GRID],
             clean_env(**{**VALID, "DATABRICKS_SERVER_HOSTNAME": f"127.0.0.1:{closed_port()}"}),
         ),
         "silent": (
-            ["--timeout", "3"],
+            [*GRID, "--timeout", "3"],
             clean_env(**{**VALID, "DATABRICKS_SERVER_HOSTNAME": f"127.0.0.1:{silent_port}"}),
         ),
         # The warehouse is not there (the server speaks no SQL), the Files API is.
         "no_write_volume": (
-            ["--timeout", "5"],
+            [*SCRIPT, "--timeout", "5"],
             clean_env(
                 **{**VALID, "DATABRICKS_SERVER_HOSTNAME": no_write_volume.address},
                 DATABRICKS_STAGING_VOLUME=SET_VOLUME,
@@ -140,10 +145,7 @@ def runs(
             ),
         ),
     }
-    return {
-        name: ScriptRun([sys.executable, str(SCRIPT), *args], env)
-        for name, (args, env) in scenarios.items()
-    }
+    return {name: ScriptRun(args, env) for name, (args, env) in scenarios.items()}
 
 
 def assert_common(run: Launched, bound_s: float) -> None:
@@ -171,6 +173,32 @@ def test_missing_variables(runs: dict[str, ScriptRun]) -> None:
     # Unset, the volume is derived from the catalog, which is missing.
     assert run.status("DATABRICKS_STAGING_VOLUME") == "SKIP"
     assert "needs DATABRICKS_CATALOG" in run.line("DATABRICKS_STAGING_VOLUME")
+
+
+@pytest.mark.parametrize("scenario", ["missing", "bad_shapes"])
+def test_the_script_prints_what_grid_check_config_prints(
+    runs: dict[str, ScriptRun], scenario: str
+) -> None:
+    command, script = runs[scenario].wait(), runs[f"{scenario}_script"].wait()
+    assert script.args[1].endswith("scripts/check_databricks_config.py")
+    assert command.args[1:] == ["check-config"]
+    assert_common(script, 30)
+    assert (script.returncode, script.stdout, script.stderr) == (
+        command.returncode,
+        command.stdout,
+        command.stderr,
+    )
+
+
+def test_a_bad_option_is_a_usage_error(runs: dict[str, ScriptRun]) -> None:
+    for name, program in (
+        ("bad_option", "grid check-config"),
+        ("bad_option_script", "check_databricks_config.py"),
+    ):
+        run = runs[name].wait()
+        assert run.returncode == 2, run.output
+        assert run.stdout == "" and f"Usage: {program} [OPTIONS]" in run.stderr, run.stderr
+        assert "Invalid value for '--timeout'" in run.stderr, run.stderr
 
 
 def test_empty_token(runs: dict[str, ScriptRun]) -> None:
@@ -235,7 +263,7 @@ def test_a_host_that_never_answers_is_bounded(runs: dict[str, ScriptRun]) -> Non
     assert run.status("warehouse state (API)") == "FAIL"
     assert run.status("catalog visible") == "SKIP"
     assert run.status("staging volume") == "SKIP"  # derived: created once the schemas are
-    print(f"check script, silent host, --timeout 3: {run.elapsed:.1f} s")
+    print(f"grid check-config, silent host, --timeout 3: {run.elapsed:.1f} s")
 
 
 def test_a_volume_without_write_volume_is_named_by_the_script(
@@ -267,14 +295,6 @@ def assert_token_only_in_authorization(server: FilesServer) -> None:
 
 
 # -- in process: the workspace side faked -------------------------------------------------------
-
-
-def load_script() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("check_databricks_config", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -340,8 +360,8 @@ class Workspace:
     environ: dict[str, str]
 
     def run(self, capsys: pytest.CaptureFixture[str], **extra: str) -> tuple[int, str]:
-        """The script's `main` on this workspace; its exit status and everything it printed."""
-        code = load_script().main(["--timeout", "5"], {**self.environ, **extra})
+        """`run_checks` on this workspace; its exit status and everything it printed."""
+        code = run_checks({**self.environ, **extra}, timeout=5, statement_timeout=120.0)
         captured = capsys.readouterr()
         assert TOKEN not in captured.out + captured.err
         return code, captured.out
