@@ -1,5 +1,5 @@
 """`grid`: run the whole asset graph once, in-process, and print what it did; simulate input,
-check a production configuration."""
+check a production configuration, benchmark."""
 
 from __future__ import annotations
 
@@ -328,6 +328,65 @@ def check_config(
     sys.stderr.flush()
     # Helper threads may still be waiting on an unreachable host; do not wait for them.
     os._exit(code)
+
+
+@app.command()
+def bench(
+    events: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Event counts to run, one or more: --events 10000 100000 "
+            "(default: 10000 100000 1000000 3000000)."
+        ),
+    ] = None,
+    more_events: Annotated[
+        list[int] | None,
+        typer.Argument(
+            metavar="N",
+            help="Further event counts, as in --events 10000 100000.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated traffic.")] = 1,
+    files: Annotated[int, typer.Option(help="Landing files to spread it over.")] = 8,
+    workdir: Annotated[
+        Path,
+        typer.Option(help="Where traffic (cached per size and seed), lakehouses and results go."),
+    ] = PROJECT_ROOT / "data" / "bench",
+    grid_only: Annotated[
+        bool,
+        typer.Option(
+            "--grid-only",
+            help="Run only `grid run` (time and peak RSS), not the stages or the references.",
+        ),
+    ] = False,
+    databricks_statements: Annotated[
+        bool,
+        typer.Option(
+            "--databricks-statements",
+            help="Count what the production write path sends to Databricks, offline "
+            "(grid_bench.statement_budget), against the tests' recording warehouse: needs "
+            "grid_assets_tests, installed with the project or importable from the repository "
+            "root (run it from there).",
+        ),
+    ] = False,
+) -> None:
+    """Throughput and peak memory of the pipeline against a pure-DuckDB-SQL reference.
+
+    For each event count: generated traffic (grid_sim, seeded, cached under --workdir), then
+    `grid run`, its three units of work and the two SQL references (grid_bench's reference.sql
+    and reference_core.sql), each in a fresh child process on a fresh DuckDB file; one table row
+    per count, then the whole table, also written to --workdir. The benchmark (grid_bench) lives
+    beside the product and is loaded only by this command."""
+    sizes = [*(events or []), *(more_events or [])] or [10_000, 100_000, 1_000_000, 3_000_000]
+    if databricks_statements:
+        from grid_bench.statement_budget import run as run_budget
+
+        run_budget(sizes, seed, files, workdir)
+        return
+    from grid_bench.throughput import run as run_bench
+
+    run_bench(sizes, seed, files, workdir, grid_only)
 
 
 @app.command()

@@ -1,12 +1,11 @@
 """The benchmark's pure-SQL reference does the pipeline's work: same state, same Gold.
 
-`scripts/bench_reference.sql` is what `grid run` is measured against, so it must produce the
-same tables, not a lighter subset. Run both on the committed samples and compare.
+`grid_bench/reference.sql` is what `grid bench` measures `grid run` against, so it must produce
+the same tables, not a lighter subset. Run both on the committed samples and compare.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +15,18 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from grid_assets_tests.conftest import run_medallion
+from grid_bench.throughput import REFERENCE_WORKER, REFERENCES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "data" / "samples"
 
 
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("grid_bench", REPO_ROOT / "scripts" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    bench = _bench_module()
     db = tmp_path_factory.mktemp("reference") / "reference.duckdb"
-    script = bench.REFERENCES["reference"]
+    script = REFERENCES["reference"]
     subprocess.run(
-        [sys.executable, "-c", bench.REFERENCE_WORKER, str(SAMPLES), str(db), str(script)],
+        [sys.executable, "-c", REFERENCE_WORKER, str(SAMPLES), str(db), str(script)],
         check=True,
         timeout=120,
     )

@@ -4,209 +4,31 @@
     python scripts/bench.py --events 6000000 --grid-only   # `grid run` alone: time and peak RSS
     python scripts/bench.py --databricks-statements --events 100000   # statements, files, bytes
 
-For each N it generates N lines of GRID traffic (seeded, once, cached under --workdir), then runs,
-each in a fresh child process on a fresh DuckDB file:
-  - `grid run`, the product end to end (Dagster run with every check);
-  - the three units of work timed one by one (Bronze ingest, Silver apply, Gold rebuild);
-  - a reference doing the same work in pure DuckDB SQL on the same files
-    (scripts/bench_reference.sql): envelope checks with rejected lines and their reasons,
-    first-wins Bronze (one row per event_id), Silver rules with quarantine and a ledger row
-    per event, latest-wins state, the four Gold tables;
-  - the earlier, lighter "core" reference (scripts/bench_reference_core.sql): the same minus
-    everything kept of bad input and two Gold tables.
-Peak RSS is the child's own maximum resident set (wait4), so runs do not blur into each other.
+The same command as `grid bench` (same options, same output), kept for `make bench` and a plain
+checkout where the `grid` executable is not installed. The benchmark lives in the package
+`grid_bench`, beside the product.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Runnable from a plain checkout: the packages need not be installed.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-STAGE_WORKER = """
-import json, sys, time
-from pathlib import Path
-from grid_assets.etl.bronze import ingest_landing
-from grid_assets.etl.gold import GOLD_TABLES, rebuild
-from grid_assets.etl.silver import apply_new_events
-from grid_assets.resources.lakehouse import LakehouseResource
+import typer  # noqa: E402
 
-landing, db = Path(sys.argv[1]), sys.argv[2]
-lh = LakehouseResource(duckdb_path=db).get_lakehouse()
-lh.create_tables()
-times = {}
-t = time.perf_counter(); ingest_landing(lh, landing); times["bronze"] = time.perf_counter() - t
-t = time.perf_counter(); apply_new_events(lh); times["silver"] = time.perf_counter() - t
-t = time.perf_counter()
-for name in GOLD_TABLES:
-    rebuild(lh, name)
-times["gold"] = time.perf_counter() - t
-print(json.dumps(times))
-"""
-
-REFERENCE_WORKER = r"""
-import pathlib, re, sys, duckdb
-landing, db, script = sys.argv[1], sys.argv[2], sys.argv[3]
-files = [str(p) for p in sorted(pathlib.Path(landing).iterdir())
-         if p.name.endswith(('.ndjson', '.jsonl', '.ndjson.gz', '.jsonl.gz'))]
-con = duckdb.connect(db)
-con.execute("SET VARIABLE files = ?", [files])
-for statement in re.split(r";\s*\n", pathlib.Path(script).read_text()):
-    if any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines()):
-        con.execute(statement)
-con.close()
-"""
-REFERENCES = {
-    "reference": REPO_ROOT / "scripts" / "bench_reference.sql",
-    "core_reference": REPO_ROOT / "scripts" / "bench_reference_core.sql",
-}
+from grid_assets.cli import app  # noqa: E402
 
 
-def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    # wait4 on the pid gives this child's own rusage (peak RSS), unlike RUSAGE_CHILDREN.
-    out_chunks = proc.stdout.read() if proc.stdout else ""
-    err_chunks = proc.stderr.read() if proc.stderr else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} failed ({code}):\n{err_chunks[-4000:]}")
-    return elapsed, usage.ru_maxrss // 1024, out_chunks
-
-
-def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
-    from grid_sim import generate_traffic
-
-    landing = workdir / f"n{n}-seed{seed}" / "landing"
-    marker = landing.parent / "generated.json"
-    if not marker.exists():
-        started = time.perf_counter()
-        summary = generate_traffic(landing, n_events=n, seed=seed, n_files=files)
-        marker.write_text(
-            json.dumps(
-                {
-                    "events": n,
-                    "seed": seed,
-                    "valid": summary.valid_events,
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-            )
-        )
-    return landing
-
-
-def bench_one(workdir: Path, n: int, seed: int, files: int, grid_only: bool = False) -> dict:
-    landing = ensure_traffic(workdir, n, seed, files)
-    env = {**os.environ, "GRID_ENV": "local", "GRID_LANDING_DIR": str(landing)}
-    for key in [k for k in env if k.startswith("DATABRICKS_")]:
-        env.pop(key)
-    dbs = {name: landing.parent / f"{name}.duckdb" for name in ("grid", "stages", *REFERENCES)}
-    for db in dbs.values():
-        for path in (db, db.with_suffix(".duckdb.wal")):
-            path.unlink(missing_ok=True)
-
-    grid = [str(Path(sys.executable).with_name("grid")), "run", "--no-show-gold"]
-    e2e_s, e2e_rss, _ = peak_rss_mib(grid, {**env, "GRID_DUCKDB_PATH": str(dbs["grid"])})
-    if grid_only:
-        return {"events": n, "grid_run_s": e2e_s, "grid_run_rss_mib": e2e_rss}
-    _, stage_rss, stage_out = peak_rss_mib(
-        [sys.executable, "-c", STAGE_WORKER, str(landing), str(dbs["stages"])], env
-    )
-    stages = json.loads(stage_out.strip().splitlines()[-1])
-    result = {
-        "events": n,
-        "grid_run_s": e2e_s,
-        "grid_run_rss_mib": e2e_rss,
-        "stages": stages,
-        "stages_rss_mib": stage_rss,
-    }
-    for name, script in REFERENCES.items():
-        seconds, rss, _ = peak_rss_mib(
-            [sys.executable, "-c", REFERENCE_WORKER, str(landing), str(dbs[name]), str(script)],
-            env,
-        )
-        result[f"{name}_s"], result[f"{name}_rss_mib"] = seconds, rss
-    return result
-
-
-def render(results: list[dict]) -> str:
-    lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "",
-        "| events | Bronze ev/s | Silver ev/s | Gold s | `grid run` s | `grid run` ev/s "
-        "| `grid run` peak RSS MiB | same-work SQL s | ratio | same-work SQL peak RSS MiB "
-        "| core SQL s | ratio to core |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    if results and "stages" not in results[0]:  # --grid-only
-        lines[2:] = ["| events | `grid run` s | `grid run` peak RSS MiB |", "|---:|---:|---:|"]
-        lines += [
-            f"| {r['events']:,} | {r['grid_run_s']:.1f} | {r['grid_run_rss_mib']:,} |"
-            for r in results
-        ]
-        return "\n".join(lines)
-    for r in results:
-        n, st, e2e = r["events"], r["stages"], r["grid_run_s"]
-        lines.append(
-            f"| {n:,} | {n / st['bronze']:,.0f} | {n / st['silver']:,.0f} | {st['gold']:.2f} "
-            f"| {e2e:.1f} | {n / e2e:,.0f} | {r['grid_run_rss_mib']:,} "
-            f"| {r['reference_s']:.1f} | {e2e / r['reference_s']:.1f}x "
-            f"| {r['reference_rss_mib']:,} | {r['core_reference_s']:.1f} | {e2e / r['core_reference_s']:.1f}x |"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--events", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 3_000_000]
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "data" / "bench")
-    parser.add_argument(
-        "--grid-only",
-        action="store_true",
-        help="run only `grid run` (time and peak RSS), not the stages or the references",
-    )
-    parser.add_argument(
-        "--databricks-statements",
-        action="store_true",
-        help="count what the production write path sends to Databricks (scripts/bench_databricks.py)",
-    )
-    args = parser.parse_args(argv)
-    if args.databricks_statements:
-        from scripts.bench_databricks import measure, render
-
-        for n in args.events:
-            landing = ensure_traffic(args.workdir, n, args.seed, args.files)
-            print(render(n, measure(landing)), flush=True)
-        return 0
-    results = []
-    for n in args.events:
-        results.append(bench_one(args.workdir, n, args.seed, args.files, args.grid_only))
-        print(render(results[-1:]).splitlines()[-1], flush=True)
-    report = render(results)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    stem = "results-grid-only" if args.grid_only else "results"
-    (args.workdir / f"{stem}.md").write_text(report + "\n")
-    (args.workdir / f"{stem}.json").write_text(json.dumps(results, indent=2))
-    print("\n" + report)
-    return 0
+def main(argv: list[str] | None = None) -> None:
+    """`grid bench` with these arguments (sys.argv's by default); exits with its status."""
+    command = typer.main.get_group(app).commands["bench"]
+    command.main(args=sys.argv[1:] if argv is None else argv, prog_name="bench.py")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

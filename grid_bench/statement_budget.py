@@ -1,6 +1,6 @@
 """The Databricks statement budget: the production write path on generated traffic, offline.
 
-    python scripts/bench.py --databricks-statements --events 100000
+    grid bench --databricks-statements --events 100000
 
 Bronze, Silver and Gold run through the production code (`Lakehouse` on the Databricks
 dialect, `staging.VolumeStaging`) against a recording warehouse (`RecordingWarehouse`: every
@@ -8,6 +8,9 @@ statement recorded, none executed by a server) and an in-memory volume. Per step
 statements sent, the files staged and their bytes, and what the row path it replaces would have
 sent for the same batches: a scratch table created and dropped per batch, filled by multi-row
 VALUES of at most 256 parameters. The DDL is that of a first run on an empty warehouse.
+
+The recording warehouse and the in-memory volume are the tests' own (`grid_assets_tests`, which
+the project's install includes, and which is importable from the repository root anyway).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from grid_assets.lakehouse.databricks import (
 )
 from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets_tests.databricks_fakes import MemoryVolume, RecordingWarehouse, warehouse_config
+from grid_bench.throughput import ensure_traffic
 
 STEPS = ("ddl", "bronze", "silver", "gold")
 
@@ -99,3 +103,10 @@ def render(events: int, report: list[dict]) -> str:
     )
     lines += ["", f"statements: {total['statements']}"]
     return "\n".join(lines)
+
+
+def run(events: list[int], seed: int, files: int, workdir: Path) -> None:
+    """The budget table for each size in turn, on the same cached traffic as the benchmark."""
+    for n in events:
+        landing = ensure_traffic(workdir, n, seed, files)
+        print(render(n, measure(landing)), flush=True)

@@ -1,7 +1,7 @@
 -- The benchmark's earlier, lighter reference ("core"): envelope checks, first-wins dedup,
 -- latest-wins Silver state and two Gold tables in pure DuckDB SQL. It keeps nothing of bad
 -- input (no rejected lines, quarantine or ledger), declares no keys, and builds two of the
--- four Gold tables. Kept to show the cost of that extra work; bench_reference.sql does the
+-- four Gold tables. Kept to show the cost of that extra work; reference.sql does the
 -- pipeline's whole job.
 SET TimeZone = 'UTC';
 

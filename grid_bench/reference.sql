@@ -1,9 +1,10 @@
 -- The benchmark's reference: the pipeline's work done in pure DuckDB SQL, in one pass.
--- Run by scripts/bench.py with the landing files in the variable `files`. It produces what
--- `grid run` produces: Bronze events (first wins, one per event_id), rejected lines with their reason
--- (envelope rules, conflicts, undecodable lines), Silver current state latest-wins with
--- quarantine and a ledger row per event, and the four Gold tables. It does not keep payloads
--- verbatim (DuckDB re-serialises JSON) and reads money through DuckDB's JSON numbers.
+-- Run by `grid bench` (grid_bench/throughput.py) with the landing files in the variable
+-- `files`. It produces what `grid run` produces: Bronze events (first wins, one per
+-- event_id), rejected lines with their reason (envelope rules, conflicts, undecodable
+-- lines), Silver current state latest-wins with quarantine and a ledger row per event, and
+-- the four Gold tables. It does not keep payloads verbatim (DuckDB re-serialises JSON) and
+-- reads money through DuckDB's JSON numbers.
 SET TimeZone = 'UTC';
 
 -- Bronze ------------------------------------------------------------------------------------

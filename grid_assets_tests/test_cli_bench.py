@@ -1,0 +1,64 @@
+"""`grid bench`: the benchmark (grid_bench) behind the `grid` CLI, loaded only when it runs.
+
+`scripts/bench.py` is a wrapper over the same command: same options (`--events A B C`), same
+output. The statement budget runs in seconds; the throughput harness once, on a few hundred
+events, to show it finds its SQL references and writes its results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from grid_assets.cli import app
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECONDS = re.compile(r"\| [0-9.]+ \|$", re.M)  # the budget table's last column: timings
+
+
+def test_loading_the_cli_does_not_load_the_benchmark() -> None:
+    code = (
+        "import sys, grid_assets.cli, grid_assets.definitions;"
+        "sys.exit('grid_bench' in sys.modules or 'grid_assets.check_config' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_statement_budget_through_grid_bench_and_the_script(tmp_path: Path) -> None:
+    args = ["--databricks-statements", "--events", "400", "700", "--files", "2"]
+    args += ["--workdir", str(tmp_path)]
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 0, result.output
+    tables = result.output.split("Databricks statement budget at ")[1:]
+    assert [t.split(" ", 1)[0] for t in tables] == ["400", "700"]
+    totals = [int(t.strip().splitlines()[-1].removeprefix("statements: ")) for t in tables]
+    # More events, more batches: the budget grows with the traffic but stays far from one
+    # statement per row.
+    assert 0 < totals[0] <= totals[1] < 400, totals
+    script = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert script.returncode == 0, script.stderr
+    assert SECONDS.sub("| s |", script.stdout) == SECONDS.sub("| s |", result.output)
+
+
+def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) -> None:
+    args = ["bench", "--events", "200", "--files", "1", "--workdir", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "results.json").read_text())
+    assert row["events"] == 200
+    assert set(row["stages"]) == {"bronze", "silver", "gold"}
+    for name in ("grid_run", "reference", "core_reference"):
+        assert row[f"{name}_s"] > 0 and row[f"{name}_rss_mib"] > 0, name
+    table = (tmp_path / "results.md").read_text()
+    assert table.splitlines()[-1].startswith("| 200 |") and table in result.output
