@@ -365,9 +365,8 @@ def bench(
         typer.Option(
             "--databricks-statements",
             help="Count what the production write path sends to Databricks, offline "
-            "(grid_bench.statement_budget), against the tests' recording warehouse: needs "
-            "grid_assets_tests, installed with the project or importable from the repository "
-            "root (run it from there).",
+            "(grid_bench.statement_budget), against a recording warehouse and an in-memory "
+            "volume (grid_bench.recording).",
         ),
     ] = False,
 ) -> None:

@@ -257,12 +257,12 @@ class _FromEnvironment(BaseModel):
 class LocalConfig(_FromEnvironment):
     """The embedded DuckDB file (`GRID_ENV=local`)."""
 
-    duckdb_path: Path = Field(DEFAULT_DUCKDB_PATH, validation_alias=DUCKDB_PATH_VAR)
+    duckdb_path: Path = Field(default=DEFAULT_DUCKDB_PATH, validation_alias=DUCKDB_PATH_VAR)
     memory_limit: MemoryLimit = Field(
-        DEFAULT_DUCKDB_MEMORY_LIMIT, validation_alias=DUCKDB_MEMORY_LIMIT_VAR
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT, validation_alias=DUCKDB_MEMORY_LIMIT_VAR
     )
     lock_timeout_s: LockTimeout = Field(
-        DEFAULT_DUCKDB_LOCK_TIMEOUT_S, validation_alias=DUCKDB_LOCK_TIMEOUT_VAR
+        default=DEFAULT_DUCKDB_LOCK_TIMEOUT_S, validation_alias=DUCKDB_LOCK_TIMEOUT_VAR
     )
 
 
@@ -274,12 +274,12 @@ class DatabricksConfig(_FromEnvironment):
     http_path: HttpPath = Field(validation_alias=HTTP_PATH_VAR)
     access_token: Token = Field(validation_alias=TOKEN_VAR, repr=False)
     catalog: Identifier = Field(validation_alias=CATALOG_VAR)
-    schema_prefix: SchemaPrefix = Field("", validation_alias=SCHEMA_PREFIX_VAR)
+    schema_prefix: SchemaPrefix = Field(default="", validation_alias=SCHEMA_PREFIX_VAR)
     connect_timeout_s: ConnectTimeout = Field(
-        DEFAULT_CONNECT_TIMEOUT_S, validation_alias=CONNECT_TIMEOUT_VAR
+        default=DEFAULT_CONNECT_TIMEOUT_S, validation_alias=CONNECT_TIMEOUT_VAR
     )
     # None: derived from the catalog and prefix (`staging_volume_path`), created by the pipeline.
-    staging_volume: StagingVolume | None = Field(None, validation_alias=STAGING_VOLUME_VAR)
+    staging_volume: StagingVolume | None = Field(default=None, validation_alias=STAGING_VOLUME_VAR)
 
     def __hash__(self) -> int:  # frozen: the key of the one engine per configuration
         return hash(tuple(getattr(self, name) for name in type(self).model_fields))
@@ -305,13 +305,13 @@ class HeartbeatRules(_FromEnvironment):
     the trailing window, that window, and the longest silence allowed since the newest one."""
 
     max_gap_s: HeartbeatSeconds = Field(
-        DEFAULT_HEARTBEAT_MAX_GAP_S, validation_alias=HEARTBEAT_MAX_GAP_VAR
+        default=DEFAULT_HEARTBEAT_MAX_GAP_S, validation_alias=HEARTBEAT_MAX_GAP_VAR
     )
     window_h: HeartbeatHours = Field(
-        DEFAULT_HEARTBEAT_WINDOW_H, validation_alias=HEARTBEAT_WINDOW_VAR
+        default=DEFAULT_HEARTBEAT_WINDOW_H, validation_alias=HEARTBEAT_WINDOW_VAR
     )
     max_silence_s: HeartbeatSeconds = Field(
-        DEFAULT_HEARTBEAT_MAX_SILENCE_S, validation_alias=HEARTBEAT_MAX_SILENCE_VAR
+        default=DEFAULT_HEARTBEAT_MAX_SILENCE_S, validation_alias=HEARTBEAT_MAX_SILENCE_VAR
     )
 
 
@@ -320,11 +320,11 @@ class AlertSettings(_FromEnvironment):
     only checked here (`webhook_url` is a secret and never kept): see `alert_settings`."""
 
     webhook_url: Annotated[SecretStr, AfterValidator(lambda v: _secret_url(v))] | None = Field(
-        None, validation_alias=ALERT_WEBHOOK_VAR, exclude=True, repr=False
+        default=None, validation_alias=ALERT_WEBHOOK_VAR, exclude=True, repr=False
     )
-    on_warn: BooleanWord = Field(False, validation_alias=ALERT_ON_WARN_VAR)
+    on_warn: BooleanWord = Field(default=False, validation_alias=ALERT_ON_WARN_VAR)
     ui_base_url: Annotated[HttpUrl, AfterValidator(lambda v: v.rstrip("/"))] = Field(
-        DEFAULT_UI_BASE_URL, validation_alias=UI_BASE_URL_VAR
+        default=DEFAULT_UI_BASE_URL, validation_alias=UI_BASE_URL_VAR
     )
 
     @property

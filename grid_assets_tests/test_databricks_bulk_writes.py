@@ -34,7 +34,8 @@ from grid_assets.lakehouse.staging import VolumeStaging
 from grid_assets.models.bronze import Event
 from grid_assets.queries.silver import unprocessed_events
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
-from grid_assets_tests.databricks_fakes import FakeConnection, MemoryVolume, warehouse_config
+from grid_assets_tests.databricks_fakes import FakeConnection, warehouse_config
+from grid_bench.recording import MemoryVolume
 
 EVENTS = Event.__table__
 ROWS = 10_000

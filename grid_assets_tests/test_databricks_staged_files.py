@@ -35,13 +35,9 @@ from grid_assets.lakehouse.staging import VolumeStaging, sdk_files
 from grid_assets.models.silver import OrderItem
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import load_settings
-from grid_assets_tests.databricks_fakes import (
-    HTTP_PATH,
-    TOKEN,
-    RecordingWarehouse,
-    warehouse_config,
-)
+from grid_assets_tests.databricks_fakes import HTTP_PATH, TOKEN, warehouse_config
 from grid_assets_tests.files_api_server import FILES, FilesServer, serving
+from grid_bench.recording import RecordingWarehouse
 
 VOLUME = "/Volumes/main/grid_bronze/grid_staging"
 RUN_ID = "run-" + uuid.uuid4().hex[:8]

@@ -47,7 +47,7 @@ from grid_assets.models.silver import Order, OrderItem
 from grid_assets.queries import silver as silver_queries
 from grid_assets.queries.common import insert_missing
 from grid_assets.transform.silver_rows import BRONZE_EVENTS, build_silver_batch
-from grid_assets_tests.databricks_fakes import MemoryVolume
+from grid_bench.recording import MemoryVolume
 
 DATABRICKS = DatabricksDialect()
 DUCKDB = duckdb_engine.Dialect()

@@ -35,7 +35,8 @@ from grid_assets.etl.silver import apply_new_events
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.lakehouse.databricks import DatabricksBackend, databricks_engine
 from grid_assets.lakehouse.staging import StagingStats, VolumeStaging
-from grid_assets_tests.databricks_fakes import MemoryVolume, RecordingWarehouse, warehouse_config
+from grid_assets_tests.databricks_fakes import warehouse_config
+from grid_bench.recording import MemoryVolume, RecordingWarehouse
 
 STEPS = ("ddl", "bronze", "silver", "gold")
 # Dagster's STEP_SUCCESS message; the duration is dagster_shared's format_duration: 8.3ms, 533ms,

@@ -9,8 +9,8 @@ statements sent, the files staged and their bytes, and what the row path it repl
 sent for the same batches: a scratch table created and dropped per batch, filled by multi-row
 VALUES of at most 256 parameters. The DDL is that of a first run on an empty warehouse.
 
-The recording warehouse and the in-memory volume are the tests' own (`grid_assets_tests`, which
-the project's install includes, and which is importable from the repository root anyway).
+The recording warehouse and the in-memory volume are `grid_bench.recording` (the tests of the
+write path use them too).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import time
 import uuid
 from pathlib import Path
 
-from grid_assets.config import derived_staging_volume
+from pydantic import SecretStr
+
+from grid_assets.config import DatabricksConfig, derived_staging_volume
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
@@ -31,7 +33,7 @@ from grid_assets.lakehouse.databricks import (
     databricks_engine,
 )
 from grid_assets.lakehouse.staging import VolumeStaging
-from grid_assets_tests.databricks_fakes import MemoryVolume, RecordingWarehouse, warehouse_config
+from grid_bench.recording import MemoryVolume, RecordingWarehouse
 from grid_bench.throughput import ensure_traffic
 
 STEPS = ("ddl", "bronze", "silver", "gold")
@@ -45,7 +47,12 @@ def row_path_statements(rows: int, columns: int) -> int:
 def measure(landing: Path) -> list[dict]:
     volume = MemoryVolume()
     warehouse = RecordingWarehouse(volume)
-    config = warehouse_config(f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net", "dapi" + "0" * 32)
+    config = DatabricksConfig(
+        server_hostname=f"adb-{uuid.uuid4().hex[:10]}.azuredatabricks.net",
+        http_path="/sql/1.0/warehouses/0123456789abcdef",
+        access_token=SecretStr("dapi" + "0" * 32),  # never sent: the warehouse is a recording
+        catalog="main",
+    )
     engine = databricks_engine(config, dbapi=warehouse.module())
     path = derived_staging_volume("main", "grid_")
     stager = VolumeStaging(path, volume, run_id=f"bench-{uuid.uuid4().hex[:8]}")
