@@ -47,11 +47,11 @@ dev: install
 
 ## Generate fresh GRID traffic into data/landing and run the pipeline on it.
 simulate: install
-	$(BIN)/python scripts/simulate_pipeline.py --out data/landing --events 20000 --clean
+	$(BIN)/grid simulate --out data/landing --events 20000 --clean
 
 ## Throughput and peak memory of `grid run` vs pure DuckDB SQL (see README).
 bench: install
-	$(BIN)/python scripts/bench.py --events 10000 100000 1000000 3000000
+	$(BIN)/grid bench --events 10000 100000 1000000 3000000
 
 clean:
 	rm -rf data/lakehouse data/bench .pytest_cache

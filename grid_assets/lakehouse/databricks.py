@@ -418,7 +418,7 @@ class DatabricksBackend:
     Arrow from the connector, and the schema DDL runs once per run and process.
 
     Without a `VolumeStaging`, batches go as chunked multi-row VALUES into a scratch table
-    (`ScratchTables`): the row path, kept for comparison (scripts/bench.py)."""
+    (`ScratchTables`): the row path, kept for comparison (grid bench --databricks-statements)."""
 
     engine: Engine
     stager: Stager | None = None
