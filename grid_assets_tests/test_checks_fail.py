@@ -31,6 +31,7 @@ from grid_assets.models.gold import DailyRevenue, RevenueByCategory
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import SAMPLES_DIR, run_medallion
+from grid_assets_tests.silver_breaks import SILVER_BREAKS, first
 
 EVENTS, LEDGER, QUARANTINE = Event.__table__, EventLedger.__table__, Quarantine.__table__
 PRODUCTS, ORDERS, ITEMS = Product.__table__, Order.__table__, OrderItem.__table__
@@ -221,41 +222,6 @@ def test_events_reconcile_fails_when_quarantine_and_ledger_disagree(
     )
 
 
-def _duplicate(table) -> Callable[[Connection], object]:
-    """One row stored twice."""
-    one = select(table).order_by(*table.primary_key.columns).limit(1)
-    return lambda c: c.execute(insert(table).from_select([col.name for col in table.c], one))
-
-
-def _first(table, column: str):
-    return select(func.min(table.c[column])).scalar_subquery()
-
-
-SILVER_BREAKS: dict[str, Callable[[Connection], object]] = {
-    "products_duplicate_keys": _duplicate(PRODUCTS),
-    "orders_duplicate_keys": _duplicate(ORDERS),
-    "order_items_duplicate_keys": _duplicate(ITEMS),
-    "products_bad_price_or_key": lambda c: c.execute(
-        update(PRODUCTS)
-        .where(PRODUCTS.c.product_id == _first(PRODUCTS, "product_id"))
-        .values(unit_price=Decimal("-1"))
-    ),
-    "orders_bad_status": lambda c: c.execute(
-        update(ORDERS).where(ORDERS.c.order_id == _first(ORDERS, "order_id")).values(status="lost")
-    ),
-    "order_items_bad_values": lambda c: c.execute(
-        update(ITEMS)
-        .where(ITEMS.c.order_id == _first(ITEMS, "order_id"), ITEMS.c.line_number == 1)
-        .values(discount=Decimal("1.5"))
-    ),
-    "order_items_without_order": lambda c: c.execute(
-        update(ITEMS)
-        .where(ITEMS.c.order_id == _first(ITEMS, "order_id"), ITEMS.c.line_number == 1)
-        .values(event_id="not-the-placement")
-    ),
-}
-
-
 @pytest.mark.parametrize("broken", sorted(SILVER_BREAKS))
 def test_silver_rules_hold_fails_on_each_broken_rule(
     lakehouse: LakehouseResource, broken: str
@@ -301,7 +267,7 @@ def test_category_revenue_reconciles_fails_on_drifting_revenue(
 ) -> None:
     ok = category_revenue_reconciles(lakehouse=lakehouse)
     assert ok.passed and value(ok, "drifting_currencies") == []
-    category = _first(BY_CATEGORY, "category")
+    category = first(BY_CATEGORY, "category")
     tamper(
         lakehouse,
         lambda c: c.execute(
@@ -323,7 +289,7 @@ def test_category_revenue_reconciles_fails_on_drifting_revenue(
 def test_category_revenue_reconciles_fails_on_units_or_a_wrong_currency(
     lakehouse: LakehouseResource,
 ) -> None:
-    category = _first(BY_CATEGORY, "category")
+    category = first(BY_CATEGORY, "category")
     tamper(
         lakehouse,
         lambda c: c.execute(
@@ -355,7 +321,7 @@ def test_daily_revenue_reconciles_fails_on_order_counts_or_revenue(
 ) -> None:
     ok = daily_revenue_reconciles(lakehouse=lakehouse)
     assert ok.passed and value(ok, "drifting_currencies") == []
-    day = _first(DAILY, "order_date")
+    day = first(DAILY, "order_date")
     tamper(
         lakehouse,
         lambda c: c.execute(
