@@ -14,7 +14,6 @@ from sqlalchemy import func, insert, select
 from grid_assets.config import (
     DEFAULT_HEARTBEAT_MAX_GAP_S,
     DEFAULT_HEARTBEAT_MAX_SILENCE_S,
-    DEFAULT_HEARTBEAT_WINDOW_H,
     HEARTBEAT_MAX_GAP_VAR,
     HEARTBEAT_MAX_SILENCE_VAR,
     HEARTBEAT_WINDOW_VAR,
@@ -261,10 +260,14 @@ def test_events_freshness_fails_on_stale_grid_events(lakehouse: Lakehouse) -> No
 
 
 def test_heartbeat_rules_default_to_an_hour_in_a_day() -> None:
-    rules = load_settings({}).heartbeat
-    assert rules == HeartbeatRules(max_gap_s=3600, window_h=24, max_silence_s=3600)
-    assert (DEFAULT_HEARTBEAT_MAX_GAP_S, DEFAULT_HEARTBEAT_WINDOW_H) == (3600, 24)
-    assert DEFAULT_HEARTBEAT_MAX_SILENCE_S <= 3600
+    settings = load_settings({})
+    assert settings.heartbeat == HeartbeatRules(max_gap_s=3600, window_h=24, max_silence_s=3600)
+    # The same hour in a day reaches the check's resource, and is the resource's own default
+    # (a check invoked without settings, as in the tests above).
+    hour_in_a_day = HeartbeatPolicy(max_gap_seconds=3600, window_hours=24, max_silence_seconds=3600)
+    assert heartbeat_policy(settings) == hour_in_a_day == HeartbeatPolicy()
+    defs = build_definitions(settings)
+    assert defs.resources is not None and defs.resources["heartbeat_policy"] == hour_in_a_day
 
 
 def test_heartbeat_rules_come_from_the_environment_to_the_resource() -> None:
