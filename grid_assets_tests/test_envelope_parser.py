@@ -68,6 +68,9 @@ def test_blank_lines_are_ignored(blank: str) -> None:
         (_line(occurred_at="2026-03-01"), "occurred_at_without_offset"),
         (_line(occurred_at="yesterday"), "invalid_occurred_at"),
         (_line(occurred_at=1700000000), "invalid_occurred_at"),
+        # Valid ISO-8601, but in UTC before year 1 or after 9999: no instant Python can hold.
+        (_line(occurred_at="0001-01-01T00:00:00+01:00"), "invalid_occurred_at"),
+        (_line(occurred_at="9999-12-31T23:59:59-01:00"), "invalid_occurred_at"),
         (_line(payload=_MISSING), "missing_payload"),
         (_line(payload=[1]), "invalid_payload"),
         (_line(payload="{}"), "invalid_payload"),
@@ -130,7 +133,11 @@ def test_same_content_distinguishes_tiny_money_differences() -> None:
     assert same(parsed("0.1"), parsed("0.100000"))
     assert not same(parsed("0.1"), parsed("0.1000001"))
     assert not same(parsed("12345678901234567890.1"), parsed("12345678901234567890.2"))
-    assert content_hash({"a": [1, {"b": None}]}) == content_hash({"a": [1, {"b": None}]})
+    # Key order is spelling; a null is a value of its own, unlike a zero or a missing member.
+    nested = {"a": [1, {"b": None}], "c": 2}
+    assert content_hash(nested) == content_hash({"c": 2, "a": [1, {"b": None}]})
+    assert content_hash(nested) != content_hash({"a": [1, {"b": 0}], "c": 2})
+    assert content_hash(nested) != content_hash({"a": [1, {}], "c": 2})
 
 
 # --- the fast reader agrees with the standard library, the grammar of record ------------------

@@ -215,7 +215,10 @@ def parse_instant(value: Any) -> datetime | str:
         return "invalid_occurred_at"
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return "occurred_at_without_offset"
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid spelling of an instant before year 1
+        return "invalid_occurred_at"
 
 
 def parse_line(raw: str) -> Envelope | Rejection | None:
