@@ -266,6 +266,7 @@ def test_hostile_lines_are_rejected_with_their_defect_and_stop_nothing(
         "number_too_large",
         "number_too_large",
     ]
+    assert len(reasons) == len(hostile), reasons  # the two deeply nested lines too
     assert all(r.startswith("invalid_json") for r in reasons[5:]), reasons
 
 

@@ -273,7 +273,11 @@ def test_redact_exception_rewrites_the_whole_chain() -> None:
     except RuntimeError as outer:
         outer.add_note(f"note with {TOKEN}")
         redact_exception(outer)
-        assert_no_secret(everything(outer))
+        shown = everything(outer)
+        assert_no_secret(shown)
+        # Masked where it stood, the rest kept: the message, its note and the chained cause.
+        assert f"wrapped: Bearer {MASK}" in shown and f"note with {MASK}" in shown
+        assert f"401 Unauthorized: Invalid access token {MASK}" in shown
 
 
 # -- Dagster: events of a run and the UI's resource config ---------------------------------------
