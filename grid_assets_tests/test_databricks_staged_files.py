@@ -231,6 +231,17 @@ def test_schema_ddl_and_the_sweep_run_once_per_run(
     assert len(files_server.calls("GET")) == 2  # the sweep's listings, once
 
 
+def test_another_schema_prefix_in_the_same_run_gets_its_own_ddl(production: Production) -> None:
+    """Once per run means once per run *and* set of schemas: a second lakehouse on the same
+    warehouse and run id but another prefix still creates its tables."""
+    production.lakehouse.create_tables()
+    other = Lakehouse(production.lakehouse.backend, "other_")
+    sent = len(production.warehouse.statements)
+    other.create_tables()
+    created = [s.strip() for s in production.warehouse.statements[sent:]]
+    assert any(s.startswith("CREATE TABLE other_bronze.events") for s in created)
+
+
 # --- DATABRICKS_STAGING_VOLUME -----------------------------------------------------------------
 
 COMPLETE = {

@@ -75,15 +75,16 @@ class Backend(Protocol):
 
     def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table: ...
 
-    def prepared(self) -> bool:
-        """Whether this run's DDL has already run in this process (then it is skipped)."""
+    def prepared(self, schema_prefix: str) -> bool:
+        """Whether this run's DDL for the schemas under `schema_prefix` has already run in this
+        process (then it is skipped)."""
         ...
 
     def prepare(self, conn: Connection) -> None:
         """What the first DDL of a run also does, inside its unit of work."""
         ...
 
-    def after_prepare(self) -> None:
+    def after_prepare(self, schema_prefix: str) -> None:
         """What follows the first DDL of a run, outside its unit of work."""
         ...
 
@@ -134,7 +135,7 @@ class Lakehouse:
         can be rebuilt: Gold tables (recomputed every run) and `bronze.ingested_files` (without
         it, Bronze reads the landing files again, and every line already stored is recognised
         as a duplicate or a known rejected line). Any other stale table stops with one error."""
-        if self.backend.prepared():
+        if self.backend.prepared(self.schema_prefix):
             return
         with self.begin() as conn:
             for layer in LAYERS:
@@ -156,7 +157,7 @@ class Lakehouse:
                 table.drop(conn)
             metadata.create_all(conn, checkfirst=True)
             self.backend.prepare(conn)
-        self.backend.after_prepare()
+        self.backend.after_prepare(self.schema_prefix)
 
     def _stale_tables(self, conn: Connection) -> dict[Table, list[str]]:
         """Existing tables missing a column of their model, with the missing columns."""

@@ -408,7 +408,7 @@ def connection_error(engine: Engine, exc: BaseException) -> LakehouseConnectionE
 # -- the backend ---------------------------------------------------------------------------------
 
 # Runs whose schema DDL has run in this process (see DatabricksBackend.prepared).
-_PREPARED_RUNS: set[tuple[str, str]] = set()
+_PREPARED_RUNS: set[tuple[str, str, str]] = set()
 
 
 @dataclass
@@ -462,23 +462,25 @@ class DatabricksBackend:
         finally:
             result.close()
 
-    def _run_key(self) -> tuple[str, str] | None:
+    def _run_key(self, schema_prefix: str) -> tuple[str, str, str] | None:
+        """What identifies one run's DDL: the warehouse, the schemas, the run (None on the row
+        path, which has no run)."""
         if not isinstance(self.stager, VolumeStaging):
             return None
-        return (str(self.engine.url), self.stager.run_id)
+        return (str(self.engine.url), schema_prefix, self.stager.run_id)
 
-    def prepared(self) -> bool:
-        key = self._run_key()
+    def prepared(self, schema_prefix: str) -> bool:
+        key = self._run_key(schema_prefix)
         return key is not None and key in _PREPARED_RUNS
 
     def prepare(self, conn: Connection) -> None:
         if self.create_volume is not None:
             conn.execute(text(f"CREATE VOLUME IF NOT EXISTS {self.create_volume}"))
 
-    def after_prepare(self) -> None:
+    def after_prepare(self, schema_prefix: str) -> None:
         if isinstance(self.stager, VolumeStaging):
             self.stager.sweep()
-        if (key := self._run_key()) is not None:
+        if (key := self._run_key(schema_prefix)) is not None:
             _PREPARED_RUNS.add(key)
 
 

@@ -197,13 +197,13 @@ class DuckDBBackend(ArrowScan):
         finally:
             result.close()
 
-    def prepared(self) -> bool:
+    def prepared(self, schema_prefix: str) -> bool:
         return False  # DDL on a local file costs nothing: it runs on every call
 
     def prepare(self, conn: Connection) -> None:
         pass
 
-    def after_prepare(self) -> None:
+    def after_prepare(self, schema_prefix: str) -> None:
         pass
 
 
