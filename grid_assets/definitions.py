@@ -11,11 +11,10 @@ import dagster as dg
 from grid_assets.defs.alerts import alerts_sensor
 from grid_assets.defs.bronze.assets import bronze_ingest
 from grid_assets.defs.bronze.checks import bronze_checks
-from grid_assets.defs.bronze.schedules import freshness_checks_schedule
+from grid_assets.defs.bronze.schedules import freshness_checks_schedule, nightly_medallion_schedule
 from grid_assets.defs.bronze.sensors import bronze_sensors
 from grid_assets.defs.gold.assets import gold_assets
 from grid_assets.defs.gold.checks import gold_checks
-from grid_assets.defs.gold.schedules import nightly_medallion_schedule
 from grid_assets.defs.jobs import freshness_checks_job, medallion_job, silver_gold_job
 from grid_assets.defs.resources import resources
 from grid_assets.defs.silver.assets import silver_apply_events

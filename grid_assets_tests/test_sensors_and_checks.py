@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from grid_assets.defs.bronze.checks import rejected_share
-from grid_assets.defs.gold.schedules import nightly_medallion_schedule
+from grid_assets.defs.bronze.schedules import nightly_medallion_schedule
 from grid_assets.defs.silver.checks import events_reconcile
 from grid_assets.defs.silver.sensors import new_events_sensor
 from grid_assets.etl.bronze import ingest_landing

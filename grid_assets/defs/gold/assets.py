@@ -19,7 +19,7 @@ GOLD_DEPS = [
     silver_key("order_items"),
     silver_key("event_ledger"),
 ]
-# Gold is rebuilt by the nightly run (02:00 UTC, gold/schedules.py), which takes minutes (README,
+# Gold is rebuilt by the nightly run (02:00 UTC, bronze/schedules.py), which takes minutes (README,
 # Performance): a Gold table warns when its latest build is over 25 h old (tonight's build not
 # done an hour after it was due) and fails past 26 h.
 GOLD_FRESHNESS = dg.FreshnessPolicy.time_window(
