@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -350,9 +350,6 @@ def problems(exc: ValidationError, variables: Mapping[str, str] | None = None) -
         if error["type"] != "missing":
             found.append(f"{name} {str(error['msg']).removeprefix('Value error, ')}")
     return found
-
-
-T = TypeVar("T")
 
 
 def check(rule: Any, value: Any, variable: str) -> Any:

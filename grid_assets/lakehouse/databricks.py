@@ -253,12 +253,19 @@ class Deadline(Exception):
     """`call_within` stopped waiting."""
 
 
-def call_within(fn: Callable[[], T], seconds: float, *, thread_name: str = "grid-deadline") -> T:
+def call_within(
+    fn: Callable[[], T],
+    seconds: float,
+    *,
+    thread_name: str = "grid-deadline",
+    on_late: Callable[[T], object] | None = None,
+) -> T:
     """`fn()`'s result, or `Deadline` after `seconds`; what `fn` raises is raised here.
 
     `fn` runs on a daemon thread behind a `concurrent.futures.Future`: a call that never
     returns (a silent host) is abandoned at the deadline without holding the process at exit,
-    which an executor's worker threads would. `abandoned` receives a late result, if any."""
+    which an executor's worker threads would. `on_late` receives a result that arrives after
+    the deadline (a connection to close), if any."""
     future: Future = Future()
 
     def run() -> None:
@@ -273,13 +280,11 @@ def call_within(fn: Callable[[], T], seconds: float, *, thread_name: str = "grid
     try:
         return future.result(timeout=seconds)
     except FutureTimeout:
-        future.add_done_callback(_close_late_result)
+        if on_late is not None:
+            future.add_done_callback(
+                lambda late: on_late(late.result()) if late.exception() is None else None
+            )
         raise Deadline from None
-
-
-def _close_late_result(future: Future) -> None:
-    if future.exception() is None:
-        _close_quietly(future.result())
 
 
 def connect_within(connect, target: DatabricksTarget, timeout_s: float):
@@ -296,7 +301,9 @@ def connect_within(connect, target: DatabricksTarget, timeout_s: float):
 
     error: BaseException | None = None
     try:
-        connection = call_within(attempt, timeout_s, thread_name=CONNECT_THREAD_NAME)
+        connection = call_within(
+            attempt, timeout_s, thread_name=CONNECT_THREAD_NAME, on_late=_close_quietly
+        )
     except Deadline:
         pass
     except BaseException as exc:  # reported below, masked and without its chain
