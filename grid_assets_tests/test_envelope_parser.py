@@ -186,6 +186,10 @@ TRICKY_LINES = [
     "{" + HEAD + ', "v": 0.1, "payload": {}}',
     "{" + HEAD + ', "v": 123456789012345678901234567890, "payload": {}}',
     '{"event_id": 7, "event_type": "t", "occurred_at": "2026-01-01T00:00:00Z", "payload": {}}',
+    # an envelope member holding a lone surrogate is hashed (then rejected), never raises
+    "{" + HEAD + ', "v": {"w": "\\ud800"}, "payload": {}}',
+    '{"event_id": {"p": "\\udc00"}, "event_type": "t", "occurred_at": "2026-01-01T00:00:00Z", '
+    '"payload": {}}',
     "[1, 2]",
     '{"event_id": "e", "payload": {"a": 1,}}',
 ]

@@ -183,7 +183,8 @@ def content_hash(value: Any) -> str:
         ensure_ascii=False,
         default=_canonical_number,
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate is valid JSON (Bronze keeps it) and must hash, not raise.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def envelope_hash(values: dict[str, Any]) -> str:
