@@ -7,6 +7,13 @@ Lines are read by orjson, which only has to find the structure here: every value
 is a string or verbatim text. A line orjson refuses (its grammar is strict RFC 8259; Python's
 also takes NaN, lone surrogates and huge numbers) or whose envelope holds a number (hashed
 exactly) is read again by the standard library's decoder, the grammar of record.
+
+Most lines are GRID's own compact layout, and those take a shorter road (`_plain_line`): one
+regular expression proves the line is exactly `{"event_id":..,"event_type":..,"occurred_at":..,
+["source":..,]"payload":{...}}` with envelope strings that need no unescaping, orjson checks the
+payload alone, and the same instant parser and hash give the same envelope as the general path
+(about 5 µs a line instead of 11). Any line it cannot prove is read by the general path, which
+stays the definition (`parse_line_exact`); `test_envelope_fast_path.py` proves the two equal.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import decimal
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -222,8 +230,66 @@ def parse_instant(value: Any) -> datetime | str:
         return "invalid_occurred_at"
 
 
+# A JSON string that is its own value: printable ASCII without '"' or '\\' (so no escapes, and
+# a length in characters is the length Python counts).
+_PLAIN = r'"([ !#-\[\]-~]*)"'
+# GRID's compact layout: the four envelope members in this order (`source` optional), the
+# payload object last, nothing else, no whitespace. Keys spelled with escapes, other members,
+# another order or any spacing go to the general path.
+_PLAIN_LINE = re.compile(
+    rf'\{{"event_id":{_PLAIN},"event_type":{_PLAIN},"occurred_at":{_PLAIN}'
+    rf'(?:,"source":{_PLAIN})?,"payload":(\{{.*\}})\}}',
+    re.DOTALL,
+)
+
+
+def _plain_line(raw: str) -> Envelope | None:
+    """The envelope of a line in GRID's compact layout that is certainly valid; None for any
+    other line (the general path decides it).
+
+    The expression fixes every member but the payload, whose text it captures whole; orjson
+    accepting that text as one JSON value makes it one object (it starts with `{` and ends
+    with `}`), hence the line one valid object with exactly these members. Python's grammar
+    accepts whatever orjson does. Values are then checked and hashed as `parse_line_exact`
+    does (`parse_instant`, `envelope_hash`'s length-prefixed members, here in sorted order)."""
+    match = _PLAIN_LINE.fullmatch(raw)
+    if match is None:
+        return None
+    event_id, event_type, at_text, source, payload_text = match.groups()
+    if not event_id.strip() or not event_type.strip():
+        return None
+    occurred_at = parse_instant(at_text)
+    if type(occurred_at) is str:
+        return None
+    try:
+        orjson.loads(payload_text)
+    except orjson.JSONDecodeError:
+        return None
+    members = (
+        f"8:event_id{len(event_id)}:{event_id}10:event_type{len(event_type)}:{event_type}"
+        f"11:occurred_at{len(at_text)}:{at_text}"
+    )
+    if source is None:
+        source = DEFAULT_SOURCE
+    else:
+        members += f"6:source{len(source)}:{source}"
+    return Envelope(
+        event_id,
+        event_type,
+        occurred_at,  # type: ignore[arg-type]
+        source,
+        payload_text,
+        hashlib.sha256(members.encode("ascii")).hexdigest(),
+    )
+
+
 def parse_line(raw: str) -> Envelope | Rejection | None:
     """None for a blank line; an Envelope for a valid event; otherwise a Rejection."""
+    return _plain_line(raw) or parse_line_exact(raw)
+
+
+def parse_line_exact(raw: str) -> Envelope | Rejection | None:
+    """`parse_line` by the general path alone: the grammar of record."""
     if not raw.strip():
         return None
     try:
