@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from grid_assets.schemas import values
 from grid_assets.schemas.silver import OrderItemSchema, OrderSchema, ProductSchema
+from grid_assets.transform import silver_fast
 from grid_assets.transform.payload import decode_payload
 
 PRODUCT_EVENTS = ("product.created", "product.updated")
@@ -230,7 +231,7 @@ def build_silver_batch(events: pa.Table) -> SilverBatch:
     a `SilverEventError` names it."""
     events = events.select(BRONZE_EVENTS.names).cast(BRONZE_EVENTS)
     try:
-        return _build(events)
+        return _build_with_fast_path(events)
     except MemoryError:
         raise
     except Exception as exc:
@@ -246,7 +247,7 @@ def _culprit(events: pa.Table, error: Exception) -> tuple[pa.Table, Exception]:
         half = events.num_rows // 2
         for part in (events.slice(0, half), events.slice(half)):
             try:
-                _build(part)
+                _build_with_fast_path(part)
             except Exception as exc:
                 events, error = part, exc
                 break
@@ -268,6 +269,85 @@ def _event_error(events: pa.Table, cause: Exception) -> SilverEventError:
         "Silver, not a rule the event broke; nothing of the batch was written and the cursor "
         "has not moved.",
         ids,
+    )
+
+
+_OUTCOME_OF_TYPE = {
+    **dict.fromkeys(NOT_DOMAIN_EVENTS, "not_domain"),
+    **dict.fromkeys((*PRODUCT_EVENTS, *ORDER_EVENTS), "applied"),
+}
+
+
+def _build_with_fast_path(events: pa.Table) -> SilverBatch:
+    """`_build`'s result, with the events `silver_fast` certifies laid out by DuckDB and only
+    the other domain events read by `_build`; rows keep `_build`'s order (event, then line)."""
+    certified = silver_fast.certify(events)
+    done = certified.positions()
+    types = events.column("event_type").to_pylist()
+    outcomes = [_OUTCOME_OF_TYPE.get(t, "unknown_type") for t in types]
+    rest = [p for p, o in enumerate(outcomes) if o == "applied" and p not in done]
+    python = _build(events.take(pa.array(rest, pa.int64())))
+    for position, outcome in zip(rest, python.outcomes, strict=True):
+        outcomes[position] = outcome
+    rest_ids = events.column("event_id").take(pa.array(rest, pa.int64())).to_pylist()
+    position_of = dict(zip(rest_ids, rest, strict=True))
+    ids = events.column("event_id")
+    occurred = events.column("occurred_at")
+
+    def positioned(table: pa.Table, id_column: str) -> pa.Table:
+        found = [position_of[i] for i in table.column(id_column).to_pylist()]
+        return table.append_column("pos", pa.array(found, pa.int64()))
+
+    def merged(fast: pa.Table, slow: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
+        both = pa.concat_tables([fast.select(slow.schema.names).cast(slow.schema), slow])
+        return both.sort_by(keys).drop_columns(["pos"])
+
+    p = certified.products
+    fast_products = pa.table(
+        {
+            **{name: p.column(name) for name in ("product_id", "name", "category")},
+            "unit_price": p.column("unit_price"),
+            "currency": p.column("currency"),
+            "active": p.column("active"),
+            "updated_at": occurred.take(p.column("pos")),
+            "event_id": ids.take(p.column("pos")),
+            "pos": p.column("pos"),
+        }
+    )
+    o = certified.orders
+    placed = o.column("placed_pos")  # null for a status event: its placed_* stay null
+    fast_orders = pa.table(
+        {
+            **{name: o.column(name) for name in ("order_id", "customer_id", "status", "currency")},
+            "placed_at": occurred.take(placed),
+            "updated_at": occurred.take(o.column("pos")),
+            "status_event_id": ids.take(o.column("pos")),
+            "placed_event_id": ids.take(placed),
+            "pos": o.column("pos"),
+        }
+    )
+    i = certified.items
+    fast_items = pa.table(
+        {
+            **{name: i.column(name) for name in ("order_id", "line_number", "product_id")},
+            "quantity": i.column("quantity"),
+            "unit_price": i.column("unit_price"),
+            "discount": i.column("discount"),
+            "event_id": ids.take(i.column("pos")),
+            "pos": i.column("pos"),
+        }
+    )
+    by_event = [("pos", "ascending")]
+    return SilverBatch(
+        products=merged(fast_products, positioned(python.products, "event_id"), by_event),
+        orders=merged(fast_orders, positioned(python.orders, "status_event_id"), by_event),
+        order_items=merged(
+            fast_items,
+            positioned(python.order_items, "event_id"),
+            [*by_event, ("line_number", "ascending")],
+        ),
+        quarantine=python.quarantine,
+        outcomes=outcomes,
     )
 
 

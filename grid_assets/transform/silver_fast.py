@@ -1,0 +1,243 @@
+"""Silver's fast path: DuckDB reads and checks, in C++, the payloads it can prove within the rules.
+
+`silver_rows._build` (Python's JSON reader, pandera's checks) is the definition of Silver, and it
+costs about 30 µs an event. Most events are plain: one statement per batch, in a private
+in-memory DuckDB (never the lakehouse), proves which domain events certainly pass every rule and
+lays out their rows; only the others go through `_build`. An event is certified only when all of
+these hold (anything else, or any doubt, is Python's to decide, which also finds its reasons):
+
+- Its payload text holds none of what the two JSON readers take differently, anywhere (strings
+  included: a false alarm only costs a Python read): `\\u` escapes of surrogates or NUL,
+  `NaN`/`Infinity`, a number with an exponent, a run of 17 or more digits and dots (so every
+  number has at most 15 significant digits and reads back exactly from a double), 7 or more
+  digits after a dot (so every number has at most 6 decimals), more brackets than the nesting
+  limit allows. It is a JSON object without a repeated key, and so is each order line (DuckDB
+  reads the first of a repeated key, Python the last).
+- Every value Silver reads is of the one plain form the rules certainly accept: ids and category
+  strings with a visible ASCII character (so not blank to `str.strip`); `name`/`customer_id`
+  missing, null or a string; money a JSON number or a string of 1-12 digits with at most 6
+  decimals and no sign or spaces, read exactly as DECIMAL(18, 6) from its text; a discount
+  missing, null or such money below 1; a quantity a JSON integer 1..2^31-1; a currency missing
+  or three ASCII letters; `active` missing or a boolean; `items` a non-empty array of objects.
+
+Certified events are `applied` and produce the same rows, in the same order, as `_build` would;
+`test_silver_fast_path.py` proves it on the samples, Northwind, the generator's traffic and
+generated payloads on every rule's boundary.
+
+The statement runs in the Dagster process on the batch it already holds, so both engines use it.
+A Databricks SQL warehouse could run the same certification itself (`get_json_object`,
+`regexp_like`, `TRY_CAST ... AS DECIMAL(18, 6)`, `from_json` for the order lines) with Bronze
+never leaving the warehouse; what stops it today is that Spark's JSON functions read other inputs
+than DuckDB's (repeated keys, numbers), so each rule here would need its own proof against Spark,
+which cannot be run offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from grid_assets.transform.payload import MAX_PAYLOAD_DEPTH
+
+# Every JSON number follows one of `:,[` (and whitespace): a digit run there that ends in an
+# exponent is a number with an exponent; anywhere else (`"1Z8F9918E292"`) it is text.
+_DOUBT = (
+    r"\\u[dD]|\\u0000|NaN|Infinity|[0-9.]{17}|\.[0-9]{7}"
+    r"|[:,\[][ \t\n\r]*-?[0-9]+(\.[0-9]+)?[eE]"
+)
+_VISIBLE = "[!-~]"
+_MONEY_TEXT = r"[0-9]{1,12}(\.[0-9]{0,6})?"
+_MONEY_NUMBER = r"[0-9]{1,12}(\.[0-9]{1,6})?"
+_QUANTITY_MAX = 2**31 - 1
+_DOMAIN = (
+    "product.created",
+    "product.updated",
+    "order.placed",
+    "order.paid",
+    "order.shipped",
+    "order.cancelled",
+)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Silver reads these members of a payload (`t[i]` their JSON types, `s[i]` their values as
+# text: a string's value, a number's shortest spelling, true/false; SQL NULL when missing).
+_PATHS = ("product_id", "name", "category", "unit_price", "currency", "active")
+_PATHS += ("order_id", "customer_id", "items")
+_LINE_PATHS = ("product_id", "quantity", "unit_price", "discount")
+
+
+def _at(names: tuple[str, ...], name: str) -> int:
+    return names.index(name) + 1  # SQL lists count from 1
+
+
+def _paths(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_lit(f"$.{name}") for name in names) + "]"
+
+
+def _text(i: int) -> str:
+    """A string that is not blank."""
+    return f"(t[{i}] = 'VARCHAR' AND regexp_matches(s[{i}], '{_VISIBLE}'))"
+
+
+def _optional_text(i: int) -> str:
+    return f"coalesce(t[{i}] IN ('VARCHAR', 'NULL'), true)"
+
+
+def _money(i: int) -> str:
+    return (
+        f"((t[{i}] = 'VARCHAR' AND regexp_full_match(s[{i}], {_lit(_MONEY_TEXT)})) "
+        f"OR (t[{i}] IN ('UBIGINT', 'BIGINT', 'DOUBLE') "
+        f"AND regexp_full_match(s[{i}], {_lit(_MONEY_NUMBER)})))"
+    )
+
+
+def _amount(i: int) -> str:
+    """The money's exact value: its string, or the number's shortest spelling (at most 15
+    significant digits, so the same decimal)."""
+    return f"TRY_CAST(s[{i}] AS DECIMAL(18, 6))"
+
+
+def _currency(i: int) -> str:
+    letters = f"regexp_full_match(s[{i}], '[A-Za-z]{{3}}')"
+    return f"(t[{i}] IS NULL OR (t[{i}] = 'VARCHAR' AND {letters}))"
+
+
+P = {name: _at(_PATHS, name) for name in _PATHS}
+L = {name: _at(_LINE_PATHS, name) for name in _LINE_PATHS}
+
+# Each step its own table: a JSON function must only ever see text already found valid (it
+# fails the whole statement otherwise), and each payload is parsed as few times as possible.
+_SCRIPT = f"""
+CREATE OR REPLACE TEMP TABLE readable AS
+SELECT pos, event_type, payload
+FROM events
+WHERE event_type IN ({", ".join(map(_lit, _DOMAIN))})
+  AND NOT regexp_matches(payload, {_lit(_DOUBT)})
+  AND (strlen(payload) <= {2 * MAX_PAYLOAD_DEPTH}
+       OR strlen(payload) - strlen(replace(replace(payload, '{{', ''), '[', ''))
+          <= {MAX_PAYLOAD_DEPTH})
+  AND json_valid(payload);
+
+CREATE OR REPLACE TEMP TABLE plain AS
+SELECT
+    pos,
+    event_type,
+    json_type(payload, {_paths(_PATHS)}) AS t,
+    json_extract_string(payload, {_paths(_PATHS)}) AS s,
+    CASE WHEN event_type = 'order.placed' THEN json_extract(payload, '$.items') END AS items
+FROM (SELECT pos, event_type, payload, json_keys(payload) AS k
+      FROM readable WHERE starts_with(payload, '{{'))  -- valid JSON: so an object
+WHERE len(k) = len(list_distinct(k));
+
+CREATE OR REPLACE TEMP TABLE product_rows AS
+SELECT
+    pos,
+    s[{P["product_id"]}] AS product_id,
+    s[{P["name"]}] AS name,
+    s[{P["category"]}] AS category,
+    {_amount(P["unit_price"])} AS unit_price,
+    coalesce(s[{P["currency"]}], 'USD') AS currency,
+    coalesce(s[{P["active"]}] = 'true', true) AS active
+FROM plain
+WHERE event_type LIKE 'product.%'
+  AND {_text(P["product_id"])} AND {_optional_text(P["name"])} AND {_text(P["category"])}
+  AND {_money(P["unit_price"])} AND {_currency(P["currency"])}
+  AND coalesce(t[{P["active"]}] = 'BOOLEAN', true);
+
+CREATE OR REPLACE TEMP TABLE order_lines AS
+SELECT pos, line_number, item
+FROM (
+    SELECT pos, unnest(CAST(items AS JSON[])) AS item,
+           generate_subscripts(CAST(items AS JSON[]), 1) AS line_number
+    FROM plain
+    WHERE event_type = 'order.placed' AND t[{P["items"]}] = 'ARRAY'
+);
+
+CREATE OR REPLACE TEMP TABLE item_rows AS
+SELECT
+    pos,
+    line_number,
+    s[{L["product_id"]}] AS product_id,
+    TRY_CAST(s[{L["quantity"]}] AS BIGINT) AS quantity,
+    {_amount(L["unit_price"])} AS unit_price,
+    coalesce({_amount(L["discount"])}, 0) AS discount,
+    json_type(item) = 'OBJECT' AND len(k) = len(list_distinct(k))
+        AND {_text(L["product_id"])}
+        AND t[{L["quantity"]}] IN ('UBIGINT', 'BIGINT')
+        AND coalesce(TRY_CAST(s[{L["quantity"]}] AS BIGINT) BETWEEN 1 AND {_QUANTITY_MAX}, false)
+        AND {_money(L["unit_price"])}
+        AND (coalesce(t[{L["discount"]}] = 'NULL', true)
+             OR ({_money(L["discount"])} AND {_amount(L["discount"])} < 1))
+        AS plain_line
+FROM (SELECT pos, line_number, item, json_keys(item) AS k,
+             json_type(item, {_paths(_LINE_PATHS)}) AS t,
+             json_extract_string(item, {_paths(_LINE_PATHS)}) AS s
+      FROM order_lines);
+
+CREATE OR REPLACE TEMP TABLE order_rows AS
+SELECT
+    pos,
+    s[{P["order_id"]}] AS order_id,
+    CASE WHEN event_type = 'order.placed' THEN s[{P["customer_id"]}] END AS customer_id,
+    split_part(event_type, '.', 2) AS status,
+    CASE WHEN event_type = 'order.placed' THEN pos END AS placed_pos,
+    CASE WHEN event_type = 'order.placed' THEN coalesce(s[{P["currency"]}], 'USD') END AS currency
+FROM plain
+WHERE event_type LIKE 'order.%'
+  AND {_text(P["order_id"])}
+  AND (event_type <> 'order.placed' OR (
+      {_optional_text(P["customer_id"])} AND {_currency(P["currency"])}
+      AND t[{P["items"]}] = 'ARRAY' AND json_array_length(items) > 0
+      AND pos NOT IN (SELECT pos FROM item_rows WHERE NOT plain_line)));
+"""
+
+_PRODUCTS = "SELECT * FROM product_rows ORDER BY pos"
+_ORDERS = "SELECT * FROM order_rows ORDER BY pos"
+_ITEMS_OF_CERTIFIED = (
+    "SELECT i.pos, o.order_id, i.line_number, i.product_id, i.quantity, i.unit_price, "
+    "i.discount FROM item_rows i JOIN order_rows o ON o.pos = i.pos "
+    "ORDER BY i.pos, i.line_number"
+)
+
+
+class Certified:
+    """What the statement proved of one batch: row tables with each row's event position."""
+
+    def __init__(self, products: pa.Table, orders: pa.Table, items: pa.Table) -> None:
+        self.products = products
+        self.orders = orders
+        self.items = items
+
+    def positions(self) -> set[int]:
+        return set(self.products.column("pos").to_pylist()) | set(
+            self.orders.column("pos").to_pylist()
+        )
+
+
+def certify(events: pa.Table) -> Certified:
+    """The domain events of `events` (columns `event_type`, `payload`) that certainly pass every
+    rule, with their rows; positions are row numbers in `events`."""
+    batch = pa.table(
+        {
+            "pos": pa.array(range(events.num_rows), pa.int64()),
+            "event_type": events.column("event_type"),
+            "payload": events.column("payload"),
+        }
+    )
+    db: Any = duckdb.connect(config={"threads": 1})
+    try:
+        db.register("events", batch)
+        db.execute(_SCRIPT)
+        return Certified(
+            db.sql(_PRODUCTS).to_arrow_table(),
+            db.sql(_ORDERS).to_arrow_table(),
+            db.sql(_ITEMS_OF_CERTIFIED).to_arrow_table(),
+        )
+    finally:
+        db.close()
