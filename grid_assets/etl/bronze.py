@@ -110,18 +110,22 @@ def _prepared(chunks: Iterator[Chunk], run_id: str | None) -> Iterator[_Batch]:
 
 
 def _events_table(events: list[tuple[RawLine, Envelope]], run_id: str | None, now: datetime):
+    # Transposed in C (zip) rather than one Python loop per column: a tenth of Bronze's time.
+    lines, envelopes = zip(*events, strict=True)
+    event_id, event_type, occurred_at, source, payload, envelope_hash = zip(*envelopes, strict=True)
+    source_file, line_number, _, _ = zip(*lines, strict=True)
     return pa.table(
         {
             "batch_pos": pa.array(range(1, len(events) + 1), pa.int64()),
-            "event_id": [e.event_id for _, e in events],
-            "event_type": [e.event_type for _, e in events],
-            "occurred_at": pa.array([e.occurred_at for _, e in events], _INSTANT),
+            "event_id": pa.array(event_id, pa.string()),
+            "event_type": pa.array(event_type, pa.string()),
+            "occurred_at": pa.array(occurred_at, _INSTANT),
             "ingested_at": pa.repeat(pa.scalar(now, _INSTANT), len(events)),
-            "source": [e.source for _, e in events],
-            "payload": [e.payload_text for _, e in events],
-            "envelope_hash": [e.envelope_hash for _, e in events],
-            "source_file": [line.source_file for line, _ in events],
-            "line_number": pa.array([line.line_number for line, _ in events], pa.int32()),
+            "source": pa.array(source, pa.string()),
+            "payload": pa.array(payload, pa.string()),
+            "envelope_hash": pa.array(envelope_hash, pa.string()),
+            "source_file": pa.array(source_file, pa.string()),
+            "line_number": pa.array(line_number, pa.int32()),
             "run_id": pa.repeat(pa.scalar(run_id, pa.string()), len(events)),
         }
     )
