@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from databricks.sqlalchemy import TIMESTAMP as DatabricksTimestamp
-from sqlalchemy import DateTime, MetaData, Numeric, String, Table, Text
+from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, Table, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.schema import PrimaryKeyConstraint
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -19,8 +19,27 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Databricks compiles DateTime(timezone=True) to TIMESTAMP_NTZ; instants need its TIMESTAMP.
-Instant = DateTime(timezone=True).with_variant(DatabricksTimestamp(), "databricks")
+
+class _Instant(TypeDecorator):
+    """An instant: `DateTime(timezone=True)`, except on Databricks, whose dialect compiles that to
+    TIMESTAMP_NTZ; there it is the dialect's own TIMESTAMP (UTC-aware on the way back).
+
+    The Databricks type is imported only once that dialect is in use: its package brings the
+    SQL connector's whole stack (Thrift, auth, cloud fetch), about a second of every local run's
+    start-up that the local engine never needs."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine:
+        if dialect.name == "databricks":
+            from databricks.sqlalchemy import TIMESTAMP
+
+            return dialect.type_descriptor(TIMESTAMP())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+
+Instant = _Instant()
 # Six decimal places is what the contract allows on input; 18 digits leaves 12 for the integer part.
 Money = Numeric(18, 6, asdecimal=True)
 Amount = Numeric(18, 2, asdecimal=True)
