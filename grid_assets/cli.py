@@ -152,7 +152,7 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
         from grid_assets.defs.alerts import send_run_alerts
 
         send_run_alerts(instance, defs)  # failed checks and runs, once per incident; never raises
-        report = run_report.summarize(result, job)
+        report = run_report.summarize(result, job, instance)
     if reply is not None:
         _reply(reply, report)
         raise typer.Exit(0 if report["success"] else 1)

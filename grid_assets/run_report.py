@@ -52,7 +52,37 @@ def is_failed_blocking(evaluation: dg.AssetCheckEvaluation) -> bool:
     )
 
 
-def summarize(result: dg.ExecuteInProcessResult, job: dg.JobDefinition) -> dict[str, Any]:
+def timings(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    """When the run started and ended (Unix seconds, the event log's clock) and how long each
+    step took, as `asset` or `check` (a step that evaluated checks and materialized nothing):
+    what a run costs beyond its data, Dagster's own start-up being the time before `started_at`."""
+    steps: dict[str, dict[str, Any]] = {}
+    started: dict[str, float] = {}
+    kinds: dict[str, set[str]] = {}
+    logs = instance.all_logs(run_id)
+    for entry in logs:
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        key, kind = event.step_key, event.event_type_value
+        kinds.setdefault(key, set()).add(kind)
+        if kind == "STEP_START":
+            started[key] = entry.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and key in started:
+            steps[key] = {"seconds": round(entry.timestamp - started[key], 3)}
+    for key, step in steps.items():
+        checked = "ASSET_CHECK_EVALUATION" in kinds[key]
+        step["kind"] = "check" if checked and "ASSET_MATERIALIZATION" not in kinds[key] else "asset"
+    return {
+        "started_at": logs[0].timestamp if logs else None,
+        "ended_at": logs[-1].timestamp if logs else None,
+        "steps": steps,
+    }
+
+
+def summarize(
+    result: dg.ExecuteInProcessResult, job: dg.JobDefinition, instance: dg.DagsterInstance
+) -> dict[str, Any]:
     assets = []
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -100,6 +130,7 @@ def summarize(result: dg.ExecuteInProcessResult, job: dg.JobDefinition) -> dict[
             e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
         ],
         "failed_blocking_checks": failed_blocking,
+        "timings": timings(instance, result.run_id),
     }
 
 

@@ -60,5 +60,11 @@ def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) ->
     assert set(row["stages"]) == {"bronze", "silver", "gold"}
     for name in ("grid_run", "reference", "core_reference"):
         assert row[f"{name}_s"] > 0 and row[f"{name}_rss_mib"] > 0, name
+    # The fixed cost: Dagster's start-up before the run, the checks' steps, within the run.
+    assert 0 < row["startup_s"] < row["grid_run_s"]
+    assert (
+        0 < row["checks_s"]
+        and row["startup_s"] + row["checks_s"] + row["assets_s"] < row["grid_run_s"]
+    )
     table = (tmp_path / "results.md").read_text()
     assert table.splitlines()[-1].startswith("| 200 |") and table in result.output

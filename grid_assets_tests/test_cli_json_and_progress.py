@@ -58,6 +58,13 @@ def test_json_reports_every_asset_and_check_and_the_run(samples: dict[str, str])
         assert isinstance(check["metadata"], dict)
     assert checks[("bronze/events", "event_ids_unique")]["metadata"] == {"duplicate_rows": 0}
     assert checks[("bronze/events", "event_ids_unique")]["blocking"] is True
+    # Every step timed, as the asset or check it ran, inside the run's own start and end.
+    timings = summary["timings"]
+    steps = timings["steps"]
+    assert steps["bronze_ingest"]["kind"] == "asset" and steps["silver_apply_events"]["seconds"] > 0
+    kinds = [step["kind"] for step in steps.values()]
+    assert kinds.count("asset") == 6 and kinds.count("check") == len(checks)
+    assert sum(s["seconds"] for s in steps.values()) <= timings["ended_at"] - timings["started_at"]
     assert checks[("silver/order_items", "lines_with_unknown_product")]["severity"] == "WARN"
     daily = checks[("gold/daily_revenue", "daily_revenue_reconciles")]["metadata"]
     assert daily["drifting_currencies"] == [] and "USD" in daily["currencies"]
