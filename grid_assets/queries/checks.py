@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Select, Table, and_, bindparam, func, or_, select, true
+from sqlalchemy import BigInteger, Select, Table, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.sql.expression import BindParameter, ColumnElement, Subquery
 
 from grid_assets.ingest.landing import HELD_STATES
@@ -129,7 +129,9 @@ def rejected_share() -> Select:
 
 
 def reconciliation() -> Select:
-    """Bronze GRID events up to Silver's cursor vs the ledger, and quarantine vs the ledger."""
+    """Bronze GRID events up to Silver's cursor, and how many of them the ledger lacks, in one
+    pass over Bronze; and the quarantine's rows. The ledger's own counts come from
+    `ledger_outcomes` (one pass over the ledger)."""
     ledger = EventLedger.__table__
     quarantine = Quarantine.__table__
     cursor = (
@@ -137,33 +139,21 @@ def reconciliation() -> Select:
         .where(Cursor.__table__.c.consumer == "silver")
         .scalar_subquery()
     )
-    bronze_seen = (
-        select(func.count())
+    in_ledger = select(ledger.c.event_id).where(ledger.c.event_id == EVENTS.c.event_id).exists()
+    bronze = (
+        select(
+            func.count().label("bronze_events"),
+            func.coalesce(func.sum(case((~in_ledger, 1), else_=0)), 0).label("unaccounted"),
+        )
         .select_from(EVENTS)
         .where(grid_events(), EVENTS.c.ingest_seq <= cursor)
-        .scalar_subquery()
+        .subquery("bronze")
     )
-    unaccounted = (
-        select(func.count())
-        .select_from(EVENTS)
-        .where(
-            grid_events(),
-            EVENTS.c.ingest_seq <= cursor,
-            ~select(ledger.c.event_id).where(ledger.c.event_id == EVENTS.c.event_id).exists(),
-        )
-        .scalar_subquery()
-    )
-    ledger_rows = select(func.count()).select_from(ledger).scalar_subquery()
-    ledger_quarantined = (
-        select(func.count()).select_from(ledger).where(ledger.c.outcome == "quarantined")
-    ).scalar_subquery()
     quarantined = select(func.count()).select_from(quarantine).scalar_subquery()
     return select(
         cursor.label("cursor"),
-        bronze_seen.label("bronze_events"),
-        ledger_rows.label("ledger_rows"),
-        unaccounted.label("unaccounted"),
-        ledger_quarantined.label("ledger_quarantined"),
+        bronze.c.bronze_events,
+        bronze.c.unaccounted,
         quarantined.label("quarantine_rows"),
     )
 

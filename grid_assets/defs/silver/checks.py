@@ -15,8 +15,10 @@ from grid_assets.resources.lakehouse import LakehouseResource
 )
 def events_reconcile(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     with lakehouse.get_lakehouse().connect() as conn:
-        row = conn.execute(q.reconciliation()).one()._asdict()
+        row = {k: int(v) for k, v in conn.execute(q.reconciliation()).one()._asdict().items()}
         outcomes = {k: int(v) for k, v in conn.execute(q.ledger_outcomes())}
+    row["ledger_rows"] = sum(outcomes.values())
+    row["ledger_quarantined"] = outcomes.get("quarantined", 0)
     passed = (
         row["unaccounted"] == 0
         and row["bronze_events"] == row["ledger_rows"]
