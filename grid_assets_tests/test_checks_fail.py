@@ -20,7 +20,7 @@ from grid_assets.defs.bronze.checks import (
     landing_files_readable,
     rejected_share,
 )
-from grid_assets.defs.gold.checks import category_revenue_reconciles, daily_revenue_reconciles
+from grid_assets.defs.gold.checks import gold_reconciles
 from grid_assets.defs.silver.checks import (
     events_reconcile,
     lines_with_unknown_product,
@@ -73,6 +73,13 @@ def value(result: dg.AssetCheckResult, key: str) -> object:
 
 def is_blocking(check: dg.AssetChecksDefinition) -> bool:
     return all(spec.blocking for spec in check.check_specs)
+
+
+def _reconciled(lakehouse: LakehouseResource, name: str) -> dg.AssetCheckResult:
+    """One of the two Gold reconciliations, which one check step evaluates together."""
+    results = {r.check_name: r for r in gold_reconciles(lakehouse=lakehouse)}  # type: ignore[union-attr]
+    assert set(results) == {"category_revenue_reconciles", "daily_revenue_reconciles"}
+    return results[name]
 
 
 # -- Bronze --------------------------------------------------------------------------------
@@ -265,7 +272,7 @@ def _usd(result: dg.AssetCheckResult) -> dict:
 def test_category_revenue_reconciles_fails_on_drifting_revenue(
     lakehouse: LakehouseResource,
 ) -> None:
-    ok = category_revenue_reconciles(lakehouse=lakehouse)
+    ok = _reconciled(lakehouse, "category_revenue_reconciles")
     assert ok.passed and value(ok, "drifting_currencies") == []
     category = first(BY_CATEGORY, "category")
     tamper(
@@ -276,9 +283,9 @@ def test_category_revenue_reconciles_fails_on_drifting_revenue(
             .values(revenue=BY_CATEGORY.c.revenue + 1)
         ),
     )
-    result = category_revenue_reconciles(lakehouse=lakehouse)
+    result = _reconciled(lakehouse, "category_revenue_reconciles")
     assert not result.passed and result.severity == ERROR
-    assert is_blocking(category_revenue_reconciles)
+    assert is_blocking(gold_reconciles)
     assert value(result, "drifting_currencies") == ["USD"]
     before, after = _usd(ok), _usd(result)
     assert Decimal(after["gold_revenue_sum"]) == Decimal(before["gold_revenue_sum"]) + 1
@@ -298,7 +305,7 @@ def test_category_revenue_reconciles_fails_on_units_or_a_wrong_currency(
             .values(units=BY_CATEGORY.c.units + 1)
         ),
     )
-    units = category_revenue_reconciles(lakehouse=lakehouse)
+    units = _reconciled(lakehouse, "category_revenue_reconciles")
     assert not units.passed and value(units, "drifting_currencies") == ["USD"]
     assert _usd(units)["gold_units_sum"] == _usd(units)["silver_units_total"] + 1
 
@@ -310,7 +317,7 @@ def test_category_revenue_reconciles_fails_on_units_or_a_wrong_currency(
             update(BY_CATEGORY).where(BY_CATEGORY.c.category == category).values(currency="EUR")
         ),
     )
-    moved = category_revenue_reconciles(lakehouse=lakehouse)
+    moved = _reconciled(lakehouse, "category_revenue_reconciles")
     assert not moved.passed and value(moved, "drifting_currencies") == ["EUR", "USD"]
     eur = value(moved, "currencies")["EUR"]
     assert eur["silver_revenue_total"] == "0" and Decimal(eur["gold_revenue_sum"]) > 0
@@ -319,7 +326,7 @@ def test_category_revenue_reconciles_fails_on_units_or_a_wrong_currency(
 def test_daily_revenue_reconciles_fails_on_order_counts_or_revenue(
     lakehouse: LakehouseResource,
 ) -> None:
-    ok = daily_revenue_reconciles(lakehouse=lakehouse)
+    ok = _reconciled(lakehouse, "daily_revenue_reconciles")
     assert ok.passed and value(ok, "drifting_currencies") == []
     day = first(DAILY, "order_date")
     tamper(
@@ -330,9 +337,9 @@ def test_daily_revenue_reconciles_fails_on_order_counts_or_revenue(
             .values(order_count=DAILY.c.order_count + 1)
         ),
     )
-    counted = daily_revenue_reconciles(lakehouse=lakehouse)
+    counted = _reconciled(lakehouse, "daily_revenue_reconciles")
     assert not counted.passed and counted.severity == ERROR
-    assert is_blocking(daily_revenue_reconciles)
+    assert is_blocking(gold_reconciles)
     assert value(counted, "drifting_currencies") == ["USD"]
     assert _usd(counted)["daily_order_count"] == _usd(counted)["silver_orders"] + 1
 
@@ -344,7 +351,7 @@ def test_daily_revenue_reconciles_fails_on_order_counts_or_revenue(
             .values(order_count=DAILY.c.order_count - 1, revenue=DAILY.c.revenue - 1)
         ),
     )
-    revenue = daily_revenue_reconciles(lakehouse=lakehouse)
+    revenue = _reconciled(lakehouse, "daily_revenue_reconciles")
     assert not revenue.passed and value(revenue, "drifting_currencies") == ["USD"]
     before, after = _usd(ok), _usd(revenue)
     assert Decimal(after["gold_revenue_sum"]) == Decimal(before["gold_revenue_sum"]) - 1

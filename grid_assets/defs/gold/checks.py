@@ -2,6 +2,7 @@
 from Silver. Money never sums across currencies, so neither does a reconciliation: a total that
 matches across currencies can hide one currency's revenue booked under another."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -55,8 +56,12 @@ def _totals(lakehouse: LakehouseResource) -> dict[str, CurrencyTotals]:
     }
 
 
-def _result(figures: dict[str, dict], drifting: list[str]) -> dg.AssetCheckResult:
+def _result(
+    spec: dg.AssetCheckSpec, figures: dict[str, dict], drifting: list[str]
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
         passed=not drifting,
         metadata={
             "currencies": dg.MetadataValue.json(figures),
@@ -65,17 +70,28 @@ def _result(figures: dict[str, dict], drifting: list[str]) -> dg.AssetCheckResul
     )
 
 
-@dg.asset_check(
+CATEGORY_RECONCILES = dg.AssetCheckSpec(
+    "category_revenue_reconciles",
     asset=["gold", "revenue_by_category"],
     blocking=True,
     description="In every currency, category revenues add up to that currency's total revenue "
     "computed from Silver, within half a cent of rounding per category, and category units to "
     "its total units.",
 )
-def category_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+DAILY_RECONCILES = dg.AssetCheckSpec(
+    "daily_revenue_reconciles",
+    asset=["gold", "daily_revenue"],
+    blocking=True,
+    description="In every currency, daily order counts add up to that currency's "
+    "revenue-bearing orders in Silver, and daily revenues to its total within half a cent per "
+    "day.",
+)
+
+
+def _category_result(totals: dict[str, CurrencyTotals]) -> dg.AssetCheckResult:
     figures: dict[str, dict] = {}
     drifting: list[str] = []
-    for currency, t in _totals(lakehouse).items():
+    for currency, t in totals.items():
         drift = abs(t.category_revenue - t.silver_revenue)
         if drift > HALF_CENT * max(1, t.categories) or t.category_units != t.silver_units:
             drifting.append(currency)
@@ -86,20 +102,13 @@ def category_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckRe
             "gold_units_sum": t.category_units,
             "silver_units_total": t.silver_units,
         }
-    return _result(figures, drifting)
+    return _result(CATEGORY_RECONCILES, figures, drifting)
 
 
-@dg.asset_check(
-    asset=["gold", "daily_revenue"],
-    blocking=True,
-    description="In every currency, daily order counts add up to that currency's "
-    "revenue-bearing orders in Silver, and daily revenues to its total within half a cent per "
-    "day.",
-)
-def daily_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+def _daily_result(totals: dict[str, CurrencyTotals]) -> dg.AssetCheckResult:
     figures: dict[str, dict] = {}
     drifting: list[str] = []
-    for currency, t in _totals(lakehouse).items():
+    for currency, t in totals.items():
         drift = abs(t.daily_revenue - t.silver_revenue)
         if t.daily_order_count != t.silver_orders or drift > HALF_CENT * max(1, t.days):
             drifting.append(currency)
@@ -110,7 +119,16 @@ def daily_revenue_reconciles(lakehouse: LakehouseResource) -> dg.AssetCheckResul
             "daily_order_count": t.daily_order_count,
             "silver_orders": t.silver_orders,
         }
-    return _result(figures, drifting)
+    return _result(DAILY_RECONCILES, figures, drifting)
 
 
-gold_checks = [category_revenue_reconciles, daily_revenue_reconciles]
+@dg.multi_asset_check(specs=[CATEGORY_RECONCILES, DAILY_RECONCILES])
+def gold_reconciles(lakehouse: LakehouseResource) -> Iterator[dg.AssetCheckResult]:
+    """Both Gold reconciliations from one reading of Gold's sums and Silver's totals (each
+    check alone would read Silver's order lines again)."""
+    totals = _totals(lakehouse)
+    yield _category_result(totals)
+    yield _daily_result(totals)
+
+
+gold_checks = [gold_reconciles]
