@@ -25,11 +25,14 @@ Certified events are `applied` and produce the same rows, in the same order, as 
 generated payloads on every rule's boundary.
 
 The statement runs in the Dagster process on the batch it already holds, so both engines use it.
-A Databricks SQL warehouse could run the same certification itself (`get_json_object`,
-`regexp_like`, `TRY_CAST ... AS DECIMAL(18, 6)`, `from_json` for the order lines) with Bronze
-never leaving the warehouse; what stops it today is that Spark's JSON functions read other inputs
-than DuckDB's (repeated keys, numbers), so each rule here would need its own proof against Spark,
-which cannot be run offline.
+A Databricks SQL warehouse could run the same certification itself (`regexp_like` for the
+doubts, `json_object_keys` for repeated keys, `get_json_object`/`from_json` for the values,
+`TRY_CAST ... AS DECIMAL(18, 6)`), writing the certified rows with one MERGE per batch so that
+Bronze's payloads never travel to the Dagster process. What stops it today: Spark's JSON
+functions read some inputs differently from DuckDB's (repeated keys, number spellings), so each
+guard here would need its own differential proof against Spark (the local Spark tier of the
+tests could run it; it has not been written), and only the rows Spark cannot prove would then be
+fetched for Python.
 """
 
 from __future__ import annotations
