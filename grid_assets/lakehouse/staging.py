@@ -49,7 +49,6 @@ from sqlalchemy import (
     Table,
 )
 from sqlalchemy.sql import FromClause
-from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 STAGING_FOLDER = "grid"
@@ -83,8 +82,6 @@ def relation_name(like: Table) -> str:
 def arrow_type(column: Column) -> pa.DataType | None:
     """The Arrow type a staged column is written as: the one its table declares."""
     sql_type = column.type
-    if isinstance(sql_type, TypeDecorator):  # models.base.Instant: a DateTime underneath
-        sql_type = sql_type.impl_instance
     if isinstance(sql_type, BigInteger):
         return pa.int64()
     if isinstance(sql_type, SmallInteger):

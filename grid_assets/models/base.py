@@ -20,26 +20,23 @@ NAMING_CONVENTION = {
 }
 
 
-class _Instant(TypeDecorator):
-    """An instant: `DateTime(timezone=True)`, except on Databricks, whose dialect compiles that to
-    TIMESTAMP_NTZ; there it is the dialect's own TIMESTAMP (UTC-aware on the way back).
-
-    The Databricks type is imported only once that dialect is in use: its package brings the
-    SQL connector's whole stack (Thrift, auth, cloud fetch), about a second of every local run's
-    start-up that the local engine never needs."""
+class _DatabricksTimestamp(TypeDecorator):
+    """The Databricks dialect's TIMESTAMP (an instant, UTC-aware on the way back), loaded only
+    when that dialect asks for it: its package brings the SQL connector's whole stack (Thrift,
+    auth, cloud fetch), about a second of every local run's start-up that the local engine
+    never needs."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine:
-        if dialect.name == "databricks":
-            from databricks.sqlalchemy import TIMESTAMP
+        from databricks.sqlalchemy import TIMESTAMP
 
-            return dialect.type_descriptor(TIMESTAMP())
-        return dialect.type_descriptor(DateTime(timezone=True))
+        return dialect.type_descriptor(TIMESTAMP())
 
 
-Instant = _Instant()
+# Databricks compiles DateTime(timezone=True) to TIMESTAMP_NTZ; instants need its TIMESTAMP.
+Instant = DateTime(timezone=True).with_variant(_DatabricksTimestamp(), "databricks")
 # Six decimal places is what the contract allows on input; 18 digits leaves 12 for the integer part.
 Money = Numeric(18, 6, asdecimal=True)
 Amount = Numeric(18, 2, asdecimal=True)
