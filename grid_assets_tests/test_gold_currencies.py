@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from grid_assets.defs.gold.checks import category_revenue_reconciles, daily_revenue_reconciles
+from grid_assets.defs.gold.checks import gold_reconciles
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.etl.gold import GOLD_TABLES, rebuild
 from grid_assets.etl.silver import apply_new_events
@@ -22,6 +23,20 @@ from grid_assets.queries.gold import total_revenue
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 from grid_assets_tests.test_gold_hand_computed import e, line, table
+
+
+def _reconciliation(name: str) -> Callable[..., dg.AssetCheckResult]:
+    """One of the two Gold reconciliations, which one check (`gold_reconciles`) evaluates."""
+
+    def check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        results = {r.check_name: r for r in gold_reconciles(lakehouse=lakehouse)}  # type: ignore[union-attr]
+        return results[name]
+
+    return check
+
+
+category_revenue_reconciles = _reconciliation("category_revenue_reconciles")
+daily_revenue_reconciles = _reconciliation("daily_revenue_reconciles")
 
 
 def placed(eid: str, at: str, order_id: str, items: list[dict], currency: str | None) -> dict:
