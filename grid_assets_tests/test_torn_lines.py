@@ -17,10 +17,11 @@ import time
 import zlib
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from grid_assets.etl.bronze import BronzeResult, ingest_landing
-from grid_assets.ingest.landing import TAIL_QUIET_S
+from grid_assets.ingest.landing import PARTIAL_LINE, TAIL_QUIET_S, FileRead, scan_landing
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models.bronze import Event, IngestedFile, RejectedEvent
 
@@ -169,6 +170,66 @@ def test_a_gzip_file_still_being_written_yields_its_complete_lines_then_the_rest
     ingest_landing(lakehouse, landing)
     assert grid_events(lakehouse) == [(f"e-{n}", "events.ndjson.gz", n) for n in range(1, 5)]
     assert rejected(lakehouse) == []
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_the_rest_of_a_line_appended_during_a_read_is_not_taken_for_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressed: bool
+) -> None:
+    """A reader reaching the end of a line still being written stops there. Should the writer
+    append the rest of it at that very moment, the next read must not hand `rest\n` over as a
+    line of its own (nor count the fragment before it): the race `test_lines_written_while_
+    ingesting_are_each_ingested_once` met by chance, made certain here."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    first, torn = line(1), line(2)
+    name = "events.ndjson.gz" if compressed else "events.ndjson"
+    path = landing / name
+    raw = path.open("wb")
+    sink = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compressed else raw
+
+    def write(text: str) -> None:
+        sink.write(text.encode())
+        if compressed:
+            sink.flush(zlib.Z_SYNC_FLUSH)  # type: ignore[call-arg]
+        raw.flush()
+
+    write(first + "\n" + torn[:25])
+    real_open = FileRead._open
+
+    def open_then_append_on_a_torn_line(self: FileRead):
+        handle, underlying = real_open(self)
+
+        class Appending:  # iterates the real handle; completes the torn line once it is read
+            def __iter__(self):
+                for got in handle:
+                    if not got.endswith(b"\n") and not raw.closed:
+                        write(torn[25:] + "\n")
+                    yield got
+
+            def __getattr__(self, attribute: str):
+                return getattr(handle, attribute)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                handle.close()
+
+        return Appending(), underlying
+
+    monkeypatch.setattr(FileRead, "_open", open_then_append_on_a_torn_line)
+    (file,), _ = scan_landing(landing)
+    reader = FileRead(file)
+    texts = [got.text for got in reader.lines()]
+    if compressed:
+        sink.close()
+    raw.close()
+    assert texts == [first]
+    progress = reader.progress()
+    assert progress.lines_read == 1 and progress.offset_bytes == len(first) + 1
+    if not compressed:
+        assert progress.state == PARTIAL_LINE
 
 
 # Appends the lines of a source file to a landing file, each line in two or three flushed pieces

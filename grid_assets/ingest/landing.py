@@ -246,12 +246,17 @@ class FileRead:
                 pending = b""
                 for line in handle:
                     if line[-1:] != b"\n":
-                        pending = line  # only ever the last one
-                        continue
+                        # The end of what is written now. Read no further: a writer appending
+                        # meanwhile would hand the rest of this line over as a line of its own.
+                        pending = line
+                        break
                     yield self._take(line)
-                # The stream ended: a gzip member that ended properly, or the end of the bytes.
+                # A final line without its newline is complete at the end of a gzip stream that
+                # ended properly (nothing follows; a stream still being written raises
+                # EOFError), or at a plain file's end already seen unfinished and left alone.
                 if pending and (
-                    self.file.compressed or self.offset + len(pending) == self.complete_through
+                    (self.file.compressed and handle.read(1) == b"")
+                    or self.offset + len(pending) == self.complete_through
                 ):
                     yield self._take(pending)
                     pending = b""
