@@ -290,7 +290,7 @@ def _envelope_lines(draw: st.DrawFn) -> str:
     return line
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_envelope_lines(), min_size=1, max_size=20))
 def test_boundary_lines_agree(lines: list[str]) -> None:
     # Steer the search toward lines the fast path takes, so that both sides of each rule are seen.

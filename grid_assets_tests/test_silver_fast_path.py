@@ -215,7 +215,7 @@ def _events(draw: st.DrawFn) -> pa.Table:
     )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_events())
 def test_boundary_payloads_agree(events: pa.Table) -> None:
     # Steer the search toward payloads the fast path takes, so both sides of each rule are seen.
