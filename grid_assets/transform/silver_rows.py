@@ -303,17 +303,11 @@ def _build_with_fast_path(events: pa.Table) -> SilverBatch:
         return both.sort_by(keys).drop_columns(["pos"])
 
     p = certified.products
-    fast_products = pa.table(
-        {
-            **{name: p.column(name) for name in ("product_id", "name", "category")},
-            "unit_price": p.column("unit_price"),
-            "currency": p.column("currency"),
-            "active": p.column("active"),
-            "updated_at": occurred.take(p.column("pos")),
-            "event_id": ids.take(p.column("pos")),
-            "pos": p.column("pos"),
-        }
-    )
+    fast_products = p.select(
+        ["product_id", "name", "category", "unit_price", "currency", "active"]
+    ).append_column("updated_at", occurred.take(p.column("pos")))
+    fast_products = fast_products.append_column("event_id", ids.take(p.column("pos")))
+    fast_products = fast_products.append_column("pos", p.column("pos"))
     o = certified.orders
     placed = o.column("placed_pos")  # null for a status event: its placed_* stay null
     fast_orders = pa.table(
@@ -327,16 +321,10 @@ def _build_with_fast_path(events: pa.Table) -> SilverBatch:
         }
     )
     i = certified.items
-    fast_items = pa.table(
-        {
-            **{name: i.column(name) for name in ("order_id", "line_number", "product_id")},
-            "quantity": i.column("quantity"),
-            "unit_price": i.column("unit_price"),
-            "discount": i.column("discount"),
-            "event_id": ids.take(i.column("pos")),
-            "pos": i.column("pos"),
-        }
-    )
+    fast_items = i.select(
+        ["order_id", "line_number", "product_id", "quantity", "unit_price", "discount"]
+    ).append_column("event_id", ids.take(i.column("pos")))
+    fast_items = fast_items.append_column("pos", i.column("pos"))
     by_event = [("pos", "ascending")]
     return SilverBatch(
         products=merged(fast_products, positioned(python.products, "event_id"), by_event),
