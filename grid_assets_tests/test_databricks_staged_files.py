@@ -26,9 +26,8 @@ import pytest
 
 from grid_assets.config import ConfigurationError
 from grid_assets.etl import bronze
-from grid_assets.ingest.chunks import Chunk
-from grid_assets.ingest.envelope import Envelope
-from grid_assets.ingest.landing import LandingFile, Progress, RawLine
+from grid_assets.ingest.chunks import Chunk, parse_chunk
+from grid_assets.ingest.landing import LandingFile, LineBlock, Progress
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.lakehouse.databricks import DatabricksBackend, databricks_engine
 from grid_assets.lakehouse.staging import VolumeStaging, sdk_files
@@ -76,31 +75,20 @@ def production(files_server: FilesServer) -> Production:
 
 
 def _bronze_batch(count: int) -> bronze._Batch:
+    """`count` new events and a rejected line, parsed as Bronze parses a chunk."""
     name = "2026-11-27.ndjson"
-    lines = [RawLine(name, i, f'{{"n":{i}}}', f'{{"n":{i}}}') for i in range(1, count + 2)]
-    events = [
-        (
-            line,
-            Envelope(
-                event_id=f"e-{line.line_number}",
-                event_type="order.placed",
-                occurred_at=NOW,
-                source="shop",
-                payload_text=f'{{"order_id":"o-{line.line_number}","amount":1.10}}',
-                envelope_hash=f"h-{line.line_number}",
-            ),
-        )
-        for line in lines[:count]
+    lines = [
+        b'{"event_id":"e-%d","event_type":"order.placed","occurred_at":"2026-11-27T09:30:00Z",'
+        b'"source":"shop","payload":{"order_id":"o-%d","amount":1.10}}' % (n, n)
+        for n in range(1, count + 1)
     ]
-    return bronze._Batch(
-        chunk=Chunk(
-            LandingFile(name, None, 4096), lines, Progress(count + 1, 512, 4096, 0, "reading", "f")
-        ),  # type: ignore[arg-type]
-        now=NOW,
-        events=events,
-        rejected=[(lines[-1], "invalid_json", None)],
-        event_rows=bronze._events_table(events, RUN_ID, NOW),
+    lines.append(b'{"n":%d}' % (count + 1))
+    chunk = Chunk(
+        LandingFile(name, None, 4096),  # type: ignore[arg-type]
+        LineBlock.from_lines(name, lines),
+        Progress(count + 1, 512, 4096, 0, "reading", "f"),
     )
+    return bronze._classify(chunk, parse_chunk(chunk), NOW, RUN_ID)
 
 
 def test_a_bronze_batch_is_two_files_uploaded_loaded_and_removed(

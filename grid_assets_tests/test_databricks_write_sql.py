@@ -36,9 +36,9 @@ from sqlalchemy import Table, create_mock_engine
 from sqlalchemy.sql import ClauseElement
 
 from grid_assets.etl import bronze, pipeline_events, silver
-from grid_assets.ingest.chunks import Chunk
-from grid_assets.ingest.envelope import Envelope, envelope_hash
-from grid_assets.ingest.landing import LandingFile, Progress, RawLine
+from grid_assets.ingest.chunks import Chunk, parse_chunk
+from grid_assets.ingest.envelope import envelope_hash
+from grid_assets.ingest.landing import LandingFile, LineBlock, Progress
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.lakehouse.databricks import MAX_PARAMS_PER_STATEMENT, DatabricksBackend
 from grid_assets.lakehouse.staging import VolumeStaging
@@ -141,30 +141,21 @@ def recorded(run: Callable[[Recorder], object]) -> Recorder:
 
 SOURCE_FILE = "2026-11-27.ndjson"
 LANDING_FILE = LandingFile(SOURCE_FILE, Path("/landing") / SOURCE_FILE, 4096)
-GOOD_LINE = RawLine(SOURCE_FILE, 7, '{"event_id":"e-1"}', '{"event_id":"e-1"}')
-BAD_LINE = RawLine(SOURCE_FILE, 8, "not json", "not json")
-PROGRESS = Progress(8, 512, 4096, 0, "reading", "f" * 32)
-ENVELOPE = Envelope(
-    event_id="e-1",
-    event_type="order.placed",
-    occurred_at=NOW,
-    source="shop",
-    payload_text='{"order_id":"o-1"}',
-    envelope_hash="h-1",
+GOOD_LINE = (
+    b'{"event_id":"e-1","event_type":"order.placed","occurred_at":"2026-11-27T09:30:00Z",'
+    b'"source":"shop","payload":{"order_id":"o-1"}}'
 )
+BAD_LINE = b"not json"
+PROGRESS = Progress(8, 512, 4096, 0, "reading", "f" * 32)
 
 
 @pytest.fixture(scope="module")
 def bronze_batch() -> Recorder:
     """What one Bronze batch of a new event and a rejected line sends."""
-    events = [(GOOD_LINE, ENVELOPE)]
-    batch = bronze._Batch(
-        chunk=Chunk(LANDING_FILE, [GOOD_LINE, BAD_LINE], PROGRESS),
-        now=NOW,
-        events=events,
-        rejected=[(BAD_LINE, "invalid_json", None)],
-        event_rows=bronze._events_table(events, RUN_ID, NOW),
+    chunk = Chunk(
+        LANDING_FILE, LineBlock.from_lines(SOURCE_FILE, [GOOD_LINE, BAD_LINE], 7), PROGRESS
     )
+    batch = bronze._classify(chunk, parse_chunk(chunk), NOW, RUN_ID)
     result = bronze.BronzeResult()
     recorder = recorded(lambda r: bronze._write_batch(r.lakehouse, r.conn, batch, RUN_ID, result))
     assert (result.lines_read, result.events_inserted, result.rejected) == (2, 1, 1)

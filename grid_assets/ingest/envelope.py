@@ -243,6 +243,17 @@ _PLAIN_LINE = re.compile(
 )
 
 
+# orjson reads JSON nested up to 1,024 deep; Python's reader stops short of its recursion limit
+# (1,000), which also counts the stack already in use. A fast path vouches for no text holding
+# more brackets than this, so that depth never decides anything there.
+MAX_BRACKETS = 200
+
+
+def too_deep(text: str) -> bool:
+    """Whether `text` may be nested deeper than a fast path vouches for."""
+    return len(text) > MAX_BRACKETS and text.count("[") + text.count("{") > MAX_BRACKETS
+
+
 def _plain_line(raw: str) -> Envelope | None:
     """The envelope of a line in GRID's compact layout that is certainly valid; None for any
     other line (the general path decides it).
@@ -259,7 +270,7 @@ def _plain_line(raw: str) -> Envelope | None:
     if not event_id.strip() or not event_type.strip():
         return None
     occurred_at = parse_instant(at_text)
-    if type(occurred_at) is str:
+    if type(occurred_at) is str or too_deep(payload_text):
         return None
     try:
         orjson.loads(payload_text)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+import numpy as np
+
 LANDING_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 FINGERPRINT_BLOCK = 16 * 1024
 # How long a plain file must have been left alone before its unterminated last line, already
@@ -35,6 +37,9 @@ FINGERPRINT_BLOCK = 16 * 1024
 # milliseconds, and a writer may pause mid-line for a moment.
 TAIL_QUIET_S = 10.0
 UTF8_BOM = b"\xef\xbb\xbf"
+NEWLINE = ord("\n")
+# How much of a plain file one read takes (a gzip stream hands out what one block decompresses to).
+READ_BYTES = 8 * 1024 * 1024
 
 # ingested_files.state
 READING = "reading"  # stopped at a batch boundary (or a crash): more may follow
@@ -169,9 +174,7 @@ class FileRead:
             else None
         )
         self.head = b""
-        # The bytes before `offset`: `window` (at most one block) followed by `recent` lines.
-        self.window = b""
-        self.recent: list[bytes] = []
+        self.window = b""  # the last FINGERPRINT_BLOCK bytes before `offset`
         self.size_seen = done.size_bytes
         self.tail_bytes = 0
         self.finished = False
@@ -189,14 +192,13 @@ class FileRead:
             state = READING
         else:
             state = PARTIAL_LINE if self.tail_bytes else COMPLETE
-        tail = (self.window + b"".join(self.recent))[-FINGERPRINT_BLOCK:]
         return Progress(
             self.lines_read,
             self.offset,
             self.size_seen,
             self.tail_bytes if self.error is None else 0,
             state,
-            fingerprint(self.head, tail),
+            fingerprint(self.head, self.window),
         )
 
     def _open(self) -> tuple[BinaryIO, BinaryIO]:
@@ -232,66 +234,132 @@ class FileRead:
         return True
 
     def lines(self) -> Iterator[RawLine]:
-        """The new complete lines. Each is accounted for (offset, count) before it is yielded,
-        so `progress()` taken between two lines covers exactly the lines handed out."""
+        """The new complete lines, one by one (`blocks` without the per-block progress)."""
+        for block in self.blocks():
+            yield from block.raw_lines()
+
+    def blocks(self, max_lines: int = 100_000) -> Iterator[LineBlock]:
+        """The new complete lines, at most `max_lines` to a block. Each block is accounted for
+        (offset, count, fingerprinted bytes) before it is yielded, so `progress()` taken right
+        after a block covers exactly the blocks handed out."""
         try:
             handle, raw = self._open()
         except OSError as exc:
             self.error = _read_error(exc)
             return
         with raw, handle:
+            pending = bytearray()  # read, not handed out: complete lines, then a partial one
+            counted = 0  # newlines in `pending`
+            failure: BaseException | None = None
+            at_end = False
             try:
                 if not self._verify(handle):
                     return
-                pending = b""
-                for line in handle:
-                    if line[-1:] != b"\n":
-                        # The end of what is written now. Read no further: a writer appending
-                        # meanwhile would hand the rest of this line over as a line of its own.
-                        pending = line
-                        break
-                    yield self._take(line)
-                # A final line without its newline is complete at the end of a gzip stream that
-                # ended properly (nothing follows; a stream still being written raises
-                # EOFError), or at a plain file's end already seen unfinished and left alone.
-                if pending and (
-                    (self.file.compressed and handle.read(1) == b"")
-                    or self.offset + len(pending) == self.complete_through
-                ):
-                    yield self._take(pending)
-                    pending = b""
-                self.tail_bytes = len(pending)
-                self.finished = True
-                if self.file.compressed:
-                    self.size_seen = os.fstat(raw.fileno()).st_size
-                else:
-                    self.size_seen = self.offset + self.tail_bytes
+                # A gzip stream hands out a piece per compressed block (read1, so that what was
+                # decompressed before a truncation is kept); a plain file is read in large
+                # pieces, and a short read is the end of what is written now: read no further,
+                # or a writer appending meanwhile would be read from the middle of its line.
+                read = handle.read1 if self.file.compressed else handle.read  # type: ignore[attr-defined]
+                while not at_end:
+                    piece = read(READ_BYTES)
+                    at_end = not piece if self.file.compressed else len(piece) < READ_BYTES
+                    pending += piece
+                    counted += piece.count(b"\n")
+                    while counted >= max_lines:
+                        yield self._account(pending, max_lines)
+                        counted -= max_lines
             except (OSError, EOFError, zlib.error) as exc:
-                self.error = _read_error(exc)
+                failure = exc
+            while counted:  # the complete lines read before the end (or the failure)
+                taken = min(counted, max_lines)
+                yield self._account(pending, taken)
+                counted -= taken
+            if failure is not None:
+                self.error = _read_error(failure)
                 self.size_seen = self.file.size_bytes
+                return
+            # A final line without its newline is complete at the end of a gzip stream that
+            # ended properly (nothing follows; a stream still being written raises EOFError),
+            # or at a plain file's end already seen unfinished and left alone.
+            if pending and (
+                self.file.compressed or self.offset + len(pending) == self.complete_through
+            ):
+                yield self._account(pending, 1)
+            self.tail_bytes = len(pending)
+            self.finished = True
+            if self.file.compressed:
+                self.size_seen = os.fstat(raw.fileno()).st_size
+            else:
+                self.size_seen = self.offset + self.tail_bytes
 
-    def _fold(self) -> None:
-        self.window = (self.window + b"".join(self.recent))[-FINGERPRINT_BLOCK:]
-        self.recent.clear()
-
-    def _take(self, line: bytes) -> RawLine:
-        """Account for one line (first block, offset, count) and make its RawLine; a UTF-8
-        byte-order mark starting the file is not part of the first line."""
-        body = line
+    def _account(self, pending: bytearray, count: int) -> LineBlock:
+        """Take the first `count` lines off `pending` (the last may lack its newline when it is
+        all that is left) and account for them: first block, offset, count, fingerprint window."""
+        view = np.frombuffer(pending, np.uint8)
+        ends = np.flatnonzero(view == NEWLINE)[:count] + 1
+        if len(ends) < count:  # the final line without its newline
+            ends = np.append(ends, len(pending))
+        data = bytes(pending[: ends[-1]])
+        del view
+        del pending[: len(data)]
+        starts = np.empty_like(ends)
+        starts[0], starts[1:] = 0, ends[:-1]
+        if self.offset == 0 and data.startswith(UTF8_BOM):
+            starts[0] = len(UTF8_BOM)  # not part of the first line
         if self.offset < FINGERPRINT_BLOCK:
-            self.head += line[: FINGERPRINT_BLOCK - len(self.head)]
-            if self.offset == 0 and line.startswith(UTF8_BOM):
-                body = line[len(UTF8_BOM) :]
-        self.recent.append(line)
-        if len(self.recent) >= 1024:
-            self._fold()
-        self.offset += len(line)
-        self.lines_read += 1
-        body = body.rstrip(b"\r\n")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return RawLine(
-                self.file.name, self.lines_read, None, body.decode("utf-8", "backslashreplace")
-            )
-        return RawLine(self.file.name, self.lines_read, text, text)
+            self.head += data[: FINGERPRINT_BLOCK - len(self.head)]
+        self.window = (self.window + data[-FINGERPRINT_BLOCK:])[-FINGERPRINT_BLOCK:]
+        block = LineBlock(self.file.name, self.lines_read + 1, data, starts, ends)
+        self.offset += len(data)
+        self.lines_read += count
+        return block
+
+
+def raw_line(source_file: str, line_number: int, line: bytes) -> RawLine:
+    """One line as Bronze keeps it: without its line break (any run of CR and LF), decoded."""
+    body = line.rstrip(b"\r\n")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return RawLine(source_file, line_number, None, body.decode("utf-8", "backslashreplace"))
+    return RawLine(source_file, line_number, text, text)
+
+
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Complete lines of one landing file, back to back as read: line `first_number + i` is
+    `data[starts[i]:ends[i]]`, its newline included (the file's last line may have none; a
+    byte-order mark starting the file is outside line 1)."""
+
+    source_file: str
+    first_number: int
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def empty(cls, source_file: str, first_number: int) -> LineBlock:
+        nothing = np.zeros(0, np.int64)
+        return cls(source_file, first_number, b"", nothing, nothing)
+
+    @classmethod
+    def from_lines(cls, source_file: str, lines: list[bytes], first_number: int = 1) -> LineBlock:
+        """A block of these lines (each given without its newline)."""
+        lengths = np.array([len(line) + 1 for line in lines], np.int64)
+        ends = np.cumsum(lengths)
+        data = b"".join(line + b"\n" for line in lines)
+        return cls(source_file, first_number, data, ends - lengths, ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def raw_line(self, i: int) -> RawLine:
+        """Line `first_number + i`."""
+        return raw_line(
+            self.source_file,
+            self.first_number + i,
+            self.data[int(self.starts[i]) : int(self.ends[i])],
+        )
+
+    def raw_lines(self) -> Iterator[RawLine]:
+        return (self.raw_line(i) for i in range(len(self)))

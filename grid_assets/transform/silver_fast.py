@@ -37,11 +37,9 @@ fetched for Python.
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
 import pyarrow as pa
 
+from grid_assets.scratch import scratch_db
 from grid_assets.transform.payload import MAX_PAYLOAD_DEPTH
 
 # Every JSON number follows one of `:,[` (and whitespace): a digit run there that ends in an
@@ -233,9 +231,9 @@ def certify(events: pa.Table) -> Certified:
             "payload": events.column("payload"),
         }
     )
-    db: Any = duckdb.connect(config={"threads": 1})
+    db = scratch_db()
+    db.register("events", batch)
     try:
-        db.register("events", batch)
         db.execute(_SCRIPT)
         return Certified(
             db.sql(_PRODUCTS).to_arrow_table(),
@@ -243,4 +241,4 @@ def certify(events: pa.Table) -> Certified:
             db.sql(_ITEMS_OF_CERTIFIED).to_arrow_table(),
         )
     finally:
-        db.close()
+        db.unregister("events")
