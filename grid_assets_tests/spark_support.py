@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -47,9 +48,22 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
+def _popen_without_python_in_the_child(command: Any, **kwargs: Any) -> subprocess.Popen:
+    """PySpark starts its JVM with a `preexec_fn` (to keep Ctrl-C from the JVM), which runs
+    Python in the forked child: not safe while other threads work (Python's own warning). The
+    sessions start beside a pipeline run whose Arrow scans use Arrow's thread pool, and the
+    child then crashed (SIGSEGV) in Arrow's at-fork handler. A new process group keeps Ctrl-C
+    from the JVM without Python in the child."""
+    kwargs.pop("preexec_fn", None)
+    return subprocess.Popen(command, process_group=0, **kwargs)
+
+
 def start_local_spark(work_dir: Path) -> Any:
     """One local SparkSession whose warehouse and scratch space live under `work_dir`."""
+    from pyspark import java_gateway
     from pyspark.sql import SparkSession
+
+    java_gateway.Popen = _popen_without_python_in_the_child  # type: ignore[attr-defined]
 
     builder = SparkSession.builder.master("local[2]").appName("grid-spark-sql-parity")
     conf = {

