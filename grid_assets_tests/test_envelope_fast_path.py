@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 from grid_assets.ingest.envelope import Envelope, _plain_line, parse_line, parse_line_exact
-from grid_assets.ingest.envelope_fast import certify
+from grid_assets.ingest.envelope_fast import certify, envelope_of
 from grid_assets.ingest.landing import FileRead, LineBlock, scan_landing
 from grid_assets_tests.northwind import (
     find_northwind_dir,
@@ -45,17 +45,7 @@ def _certified(texts: list[str]) -> dict[int, Envelope]:
     encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
     certified = certify(LineBlock.from_lines("events.ndjson", encoded))
     rows = certified.envelopes.to_pylist()
-    return {
-        int(i): Envelope(
-            row["event_id"],
-            row["event_type"],
-            row["occurred_at"],
-            row["source"],
-            row["payload"],
-            row["envelope_hash"],
-        )
-        for i, row in zip(certified.index, rows, strict=True)
-    }
+    return {int(i): envelope_of(row) for i, row in zip(certified.index, rows, strict=True)}
 
 
 def _assert_same(texts: list[str]) -> int:

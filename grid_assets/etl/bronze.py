@@ -29,6 +29,7 @@ from grid_assets.etl.batching import cyclic_gc_paused, write_behind
 from grid_assets.ingest.arrow import pc
 from grid_assets.ingest.chunks import Chunk, ParsedChunk, parse_chunk
 from grid_assets.ingest.envelope import Envelope, Rejection
+from grid_assets.ingest.envelope_fast import envelope_of
 from grid_assets.ingest.landing import (
     HELD_STATES,
     READING,
@@ -86,19 +87,7 @@ class _Batch:
         assert self.event_rows is not None
         row = self.event_rows.slice(position - 1, 1).to_pylist()[0]
         line = self.chunk.lines.raw_line(row["line_number"] - self.chunk.lines.first_number)
-        return line, _envelope(row)
-
-
-def _envelope(row: dict) -> Envelope:
-    """An events row's envelope."""
-    return Envelope(
-        row["event_id"],
-        row["event_type"],
-        row["occurred_at"],
-        row["source"],
-        row["payload"],
-        row["envelope_hash"],
-    )
+        return line, envelope_of(row)
 
 
 _ENVELOPE_COLUMNS = {
@@ -157,7 +146,7 @@ def _classify(chunk: Chunk, parsed: ParsedChunk, now: datetime, run_id: str | No
     batch_pos = np.cumsum(is_first)  # of each first version (1, 2, ...)
     for row in np.flatnonzero(~is_first).tolist():
         line = chunk.lines.raw_line(int(positions[row]))
-        envelope = _envelope(events.slice(row, 1).to_pylist()[0])
+        envelope = envelope_of(events.slice(row, 1).to_pylist()[0])
         batch.repeats.append((line, envelope, int(batch_pos[firsts[codes[row]]])))
     rows = events.filter(pa.array(is_first))
     count = rows.num_rows

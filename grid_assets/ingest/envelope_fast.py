@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 
 from grid_assets.ingest.arrow import pc
-from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS
+from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS, Envelope
 from grid_assets.ingest.landing import NEWLINE, LineBlock
 from grid_assets.scratch import scratch_db
 
@@ -65,6 +65,18 @@ class Certified:
     @classmethod
     def none(cls) -> Certified:
         return cls(np.zeros(0, np.int64), _empty())
+
+
+def envelope_of(row: dict) -> Envelope:
+    """The Envelope of one row of `Certified.envelopes` (or any table with its columns)."""
+    return Envelope(
+        row["event_id"],
+        row["event_type"],
+        row["occurred_at"],
+        row["source"],
+        row["payload"],
+        row["envelope_hash"],
+    )
 
 
 def certify(block: LineBlock) -> Certified:
