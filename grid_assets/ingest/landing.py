@@ -13,6 +13,10 @@ What a reader guarantees (and `bronze.ingested_files` records):
   offset); a file that shrank or whose read part changed is not read further and says why.
 - A file that cannot be read to its end (a truncated or corrupt gzip, an I/O error) yields its
   complete lines and then stops with a reason instead of raising.
+
+Lines come in blocks (`LineBlock`: the bytes as read and each line's offsets), so that a
+million lines are a few dozen Python objects, not a million; `raw_line` makes one line's
+`RawLine` when a line needs one.
 """
 
 from __future__ import annotations
@@ -157,8 +161,9 @@ def _read_error(exc: BaseException) -> str:
 
 
 class FileRead:
-    """One pass over a landing file from its recorded progress: `lines()` yields the new
-    complete lines; `progress()` is what may be recorded after the lines yielded so far."""
+    """One pass over a landing file from its recorded progress: `blocks()` yields the new
+    complete lines a block at a time (`lines()` one by one); `progress()` is what may be
+    recorded after the blocks yielded so far."""
 
     def __init__(self, file: LandingFile, done: Progress = NOTHING_READ) -> None:
         self.file = file
