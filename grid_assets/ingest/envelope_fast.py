@@ -11,8 +11,8 @@ block at a time and without a Python object per line:
   with every field in its calendar range (years 2 to 9998, so that applying the offset cannot
   leave the calendar), and converted by integer arithmetic: the instant `parse_instant` gives;
 - the payload is certified by orjson (strict RFC 8259; Python's grammar accepts whatever it
-  accepts) when it holds at most `MAX_BRACKETS` brackets (orjson's depth limit is above
-  Python's, which also depends on the stack in use: see `envelope.too_deep`);
+  accepts) when `envelope.too_deep` does not doubt it (orjson's depth limit is above Python's,
+  which also depends on the stack in use);
 - the envelope hash is `envelope_hash`'s length-prefixed members.
 
 A line any step cannot prove is left to `parse_line`, which stays the definition;
@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 
 from grid_assets.ingest.arrow import pc
-from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS, Envelope
+from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS, Envelope, too_deep
 from grid_assets.ingest.landing import NEWLINE, LineBlock
 from grid_assets.scratch import scratch_db
 
@@ -166,10 +166,11 @@ def _envelopes(
     event_id, event_type, at_text, source, payload = (field(k) for k in (1, 3, 5, 7, 9))
     occurred_us, instant_ok = _instants(data, at_text, bounds[:, 5], bounds[:, 6])
     proven = instant_ok & _not_blank(event_id) & _not_blank(event_type)
-    long = np.flatnonzero(bounds[:, 10] - bounds[:, 9] > MAX_BRACKETS)  # may hold that many
+    # Only a payload longer than MAX_BRACKETS bytes can hold that many: `too_deep` decides those.
+    long = np.flatnonzero(proven & (bounds[:, 10] - bounds[:, 9] > MAX_BRACKETS))
     if len(long):
-        brackets = pc.count_substring_regex(payload.take(pa.array(long)), r"[\[{]").to_numpy()
-        proven[long[brackets > MAX_BRACKETS]] = False
+        deep = [too_deep(text) for text in payload.take(pa.array(long)).to_pylist()]
+        proven[long[np.array(deep, bool)]] = False
     proven &= _json(payload, proven)
     source = pc.if_else(pa.array(has_source), source, pa.scalar(DEFAULT_SOURCE, source.type))
     envelopes = pa.table(
