@@ -82,12 +82,13 @@ class _Batch:
     rejected: list[tuple[RawLine, str, str | None]] = field(default_factory=list)
     blank_lines: int = 0
 
-    def event_at(self, position: int) -> tuple[RawLine, Envelope]:
-        """The line and envelope of the event at `batch_pos` `position`."""
+    def events_at(self, positions: list[int]) -> list[tuple[RawLine, Envelope]]:
+        """The line and envelope of each event at `batch_pos` `positions`, in one take."""
         assert self.event_rows is not None
-        row = self.event_rows.slice(position - 1, 1).to_pylist()[0]
-        line = self.chunk.lines.raw_line(row["line_number"] - self.chunk.lines.first_number)
-        return line, envelope_of(row)
+        rows = self.event_rows.take(np.asarray(positions, np.int64) - 1).to_pylist()
+        lines = self.chunk.lines
+        first = lines.first_number
+        return [(lines.raw_line(row["line_number"] - first), envelope_of(row)) for row in rows]
 
 
 _ENVELOPE_COLUMNS = {
@@ -202,14 +203,18 @@ def _write_batch(
             # Each repeat and each event already stored, with the version kept for its id: the
             # stored one, else its first line in this batch.
             candidates: list[tuple[RawLine, Envelope, tuple[str, str]]] = []
+            unstored = sorted({first for _, _, first in batch.repeats if first not in stored})
+            versions = dict(zip(unstored, batch.events_at(unstored), strict=True))
             for line, envelope, first in batch.repeats:
                 kept = stored.get(first)
                 if kept is None:
-                    version = batch.event_at(first)[1]
+                    version = versions[first][1]
                     kept = (version.envelope_hash, version.payload_text)
                 candidates.append((line, envelope, kept))
-            for position, kept in stored.items():
-                candidates.append((*batch.event_at(position), kept))
+            for (line, envelope), kept in zip(
+                batch.events_at(list(stored)), stored.values(), strict=True
+            ):
+                candidates.append((line, envelope, kept))
             for line, envelope, kept in candidates:
                 if envelope.same_content(*kept):
                     result.duplicates += 1
