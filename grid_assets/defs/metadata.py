@@ -68,15 +68,20 @@ def spec_metadata(table: Table, lineage: dg.TableColumnLineage | None = None) ->
     return metadata
 
 
+def row_counts(lakehouse: Lakehouse, tables: Iterable[Table]) -> dict[Table, int]:
+    """How many rows each table holds now, counted on one connection."""
+    with lakehouse.connect() as conn:
+        return {table: lakehouse.count(conn, table) for table in tables}
+
+
 def materialized_metadata(
-    lakehouse: Lakehouse,
     table: Table,
+    rows: int,
     lineage: dg.TableColumnLineage | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """What a materialization reports: the row count now, the schema and the table name."""
-    with lakehouse.connect() as conn:
-        rows = lakehouse.count(conn, table)
+    """What a materialization reports: the row count now (`rows`), the schema and the table
+    name."""
     return {**spec_metadata(table, lineage), "dagster/row_count": rows, **extra}
 
 

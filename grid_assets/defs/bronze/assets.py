@@ -10,7 +10,7 @@ from grid_assets.defs.constants import (
     REJECTED_FILES_KEY,
     REJECTED_KEY,
 )
-from grid_assets.defs.metadata import materialized_metadata, table_spec
+from grid_assets.defs.metadata import materialized_metadata, row_counts, table_spec
 from grid_assets.defs.resources import LandingFolder
 from grid_assets.etl.bronze import ingest_landing
 from grid_assets.models.bronze import Event, RejectedEvent, RejectedFile
@@ -35,11 +35,12 @@ def bronze_ingest(
     )
     for name, reason in result.files_rejected.items():
         context.log.warning(f"Landing file {name} could not be read to its end: {reason}")
+    rows = row_counts(lh, [Event.__table__, RejectedEvent.__table__, RejectedFile.__table__])
     yield dg.MaterializeResult(
         asset_key=EVENTS_KEY,
         metadata=materialized_metadata(
-            lh,
             Event.__table__,
+            rows[Event.__table__],
             files_seen=result.files_seen,
             files_read=result.files_read,
             lines_read=result.lines_read,
@@ -51,8 +52,8 @@ def bronze_ingest(
     yield dg.MaterializeResult(
         asset_key=REJECTED_KEY,
         metadata=materialized_metadata(
-            lh,
             RejectedEvent.__table__,
+            rows[RejectedEvent.__table__],
             rejected_this_run=result.rejected,
             rejected_by_reason=dg.MetadataValue.json(result.rejected_by_reason),
         ),
@@ -60,8 +61,8 @@ def bronze_ingest(
     yield dg.MaterializeResult(
         asset_key=REJECTED_FILES_KEY,
         metadata=materialized_metadata(
-            lh,
             RejectedFile.__table__,
+            rows[RejectedFile.__table__],
             files_rejected_this_run=dg.MetadataValue.json(result.files_rejected),
         ),
     )

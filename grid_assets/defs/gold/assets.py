@@ -54,8 +54,8 @@ def _gold_asset(name: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         lh = lakehouse.get_lakehouse()
         lh.create_tables()
-        rebuild(lh, name, run_id=context.run.run_id)
-        return dg.MaterializeResult(metadata=materialized_metadata(lh, table, lineage))
+        rows = rebuild(lh, name, run_id=context.run.run_id)
+        return dg.MaterializeResult(metadata=materialized_metadata(table, rows, lineage))
 
     return _asset
 

@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from grid_assets.defs.constants import EVENTS_KEY, LAKEHOUSE_WRITER_POOL, silver_key
-from grid_assets.defs.metadata import materialized_metadata, table_spec
+from grid_assets.defs.metadata import materialized_metadata, row_counts, table_spec
 from grid_assets.etl.silver import apply_new_events, reset
 from grid_assets.models.silver import EventLedger, Order, OrderItem, Product, Quarantine
 from grid_assets.resources.lakehouse import LakehouseResource
@@ -44,12 +44,13 @@ def silver_apply_events(
         context.log.info("Silver emptied and its cursor reset: rebuilding from all of Bronze")
     result = apply_new_events(lh, run_id=context.run.run_id)
     context.log.info(f"Silver: read {result.events_read} events: {result.outcomes}")
+    rows = row_counts(lh, [model.__table__ for model in SILVER_MODELS.values()])
     for name, model in SILVER_MODELS.items():
         yield dg.MaterializeResult(
             asset_key=silver_key(name),
             metadata=materialized_metadata(
-                lh,
                 model.__table__,
+                rows[model.__table__],
                 events_read=result.events_read,
                 rows_staged=result.rows_staged.get(f"silver.{name}", 0),
                 outcomes=dg.MetadataValue.json(result.outcomes),
