@@ -138,29 +138,38 @@ class Lakehouse:
         if self.backend.prepared(self.schema_prefix):
             return
         with self.begin() as conn:
-            for layer in LAYERS:
-                conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
-            for table, missing in self._stale_tables(conn).items():
-                if table.schema != "gold" and table.name != "ingested_files":
-                    raise LakehouseLayoutError(
-                        f"{table.schema}.{table.name} was created by an earlier version of the "
-                        f"pipeline and lacks {', '.join(missing)}. Rebuild the lakehouse: "
-                        "locally, delete the DuckDB file (GRID_DUCKDB_PATH) and run again; "
-                        "Bronze is rebuilt from the landing folder."
-                    )
-                log.warning(
-                    "Rebuilding %s.%s, created by an earlier layout (it lacked %s)",
-                    table.schema,
-                    table.name,
-                    ", ".join(missing),
-                )
-                table.drop(conn)
-            metadata.create_all(conn, checkfirst=True)
+            found = self._existing_columns(conn)
+            stale = self._stale_tables(found)
+            # The usual call finds every table as its model has it: no DDL to send.
+            if stale or not all(found.get((str(t.schema), t.name)) for t in metadata.sorted_tables):
+                self._create_missing(conn, stale)
             self.backend.prepare(conn)
         self.backend.after_prepare(self.schema_prefix)
 
-    def _stale_tables(self, conn: Connection) -> dict[Table, list[str]]:
-        """Existing tables missing a column of their model, with the missing columns."""
+    def _create_missing(self, conn: Connection, stale: dict[Table, list[str]]) -> None:
+        """Create the layer schemas and the tables that are missing; rebuild or refuse each
+        stale one (see `create_tables`)."""
+        for layer in LAYERS:
+            conn.execute(CreateSchema(self.schema_map[layer], if_not_exists=True))
+        for table, missing in stale.items():
+            if table.schema != "gold" and table.name != "ingested_files":
+                raise LakehouseLayoutError(
+                    f"{table.schema}.{table.name} was created by an earlier version of the "
+                    f"pipeline and lacks {', '.join(missing)}. Rebuild the lakehouse: "
+                    "locally, delete the DuckDB file (GRID_DUCKDB_PATH) and run again; "
+                    "Bronze is rebuilt from the landing folder."
+                )
+            log.warning(
+                "Rebuilding %s.%s, created by an earlier layout (it lacked %s)",
+                table.schema,
+                table.name,
+                ", ".join(missing),
+            )
+            table.drop(conn)
+        metadata.create_all(conn, checkfirst=True)
+
+    def _existing_columns(self, conn: Connection) -> dict[tuple[str, str], set[str]]:
+        """(layer, table) -> the columns each existing table of the layer schemas has."""
         found: dict[tuple[str, str], set[str]] = {}
         query = select(_COLUMNS.c.table_schema, _COLUMNS.c.table_name, _COLUMNS.c.column_name)
         # Databricks keeps names in lower case whatever case they were created in.
@@ -169,6 +178,11 @@ class Lakehouse:
         for schema, table, column in conn.execute(query.where(_COLUMNS.c.table_schema.in_(names))):
             layer = physical[schema.lower()]
             found.setdefault((layer, table.lower()), set()).add(column.lower())
+        return found
+
+    @staticmethod
+    def _stale_tables(found: dict[tuple[str, str], set[str]]) -> dict[Table, list[str]]:
+        """Existing tables (`found`) missing a column of their model, with the missing ones."""
         stale: dict[Table, list[str]] = {}
         for table in metadata.sorted_tables:
             columns = found.get((str(table.schema), table.name))
