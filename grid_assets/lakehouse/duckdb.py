@@ -198,7 +198,7 @@ class DuckDBBackend(ArrowScan):
             result.close()
 
     def prepared(self, schema_prefix: str) -> bool:
-        return False  # DDL on a local file costs nothing: it runs on every call
+        return False  # a local file: the catalog is read on every call (DDL only if a table lacks)
 
     def prepare(self, conn: Connection) -> None:
         pass
