@@ -204,13 +204,12 @@ def _write_batch(
             # stored one, else its first line in this batch.
             candidates: list[tuple[RawLine, Envelope, tuple[str, str]]] = []
             unstored = sorted({first for _, _, first in batch.repeats if first not in stored})
-            versions = dict(zip(unstored, batch.events_at(unstored), strict=True))
+            kept_here = {
+                first: (version.envelope_hash, version.payload_text)
+                for first, (_, version) in zip(unstored, batch.events_at(unstored), strict=True)
+            }
             for line, envelope, first in batch.repeats:
-                kept = stored.get(first)
-                if kept is None:
-                    version = versions[first][1]
-                    kept = (version.envelope_hash, version.payload_text)
-                candidates.append((line, envelope, kept))
+                candidates.append((line, envelope, stored.get(first) or kept_here[first]))
             for (line, envelope), kept in zip(
                 batch.events_at(list(stored)), stored.values(), strict=True
             ):
