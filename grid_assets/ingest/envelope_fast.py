@@ -52,6 +52,7 @@ _SOURCE_KEY = ord("s")  # `,"source"` rather than `,"payload"` after occurred_at
 _FIELDS = 11
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _UTC_INSTANT = pa.timestamp("us", tz="UTC")
+_JSON_SLICE = 16_384  # payloads made Python strings at once
 
 
 @dataclass(frozen=True)
@@ -199,14 +200,16 @@ def _not_blank(strings: pa.Array) -> np.ndarray:
 
 def _json(payload: pa.Array, candidates: np.ndarray) -> np.ndarray:
     """Whether orjson reads each candidate payload (False for the others)."""
-    rows = np.flatnonzero(candidates)
-    texts = payload.take(pa.array(rows)).to_pylist()
     valid = np.zeros(len(payload), bool)
-    try:  # usually every one reads: one pass in C, nothing kept
-        collections.deque(map(orjson.loads, texts), maxlen=0)
-        valid[rows] = True
-    except orjson.JSONDecodeError:
-        valid[rows] = [_reads(text) for text in texts]
+    rows = np.flatnonzero(candidates)
+    for start in range(0, len(rows), _JSON_SLICE):  # a slice's strings at a time, not a block's
+        part = rows[start : start + _JSON_SLICE]
+        texts = payload.take(pa.array(part)).to_pylist()
+        try:  # usually every one reads: one pass in C, nothing kept
+            collections.deque(map(orjson.loads, texts), maxlen=0)
+            valid[part] = True
+        except orjson.JSONDecodeError:
+            valid[part] = [_reads(text) for text in texts]
     return valid
 
 
@@ -224,17 +227,18 @@ def _instants(
     """Microseconds since the epoch (UTC) of each `occurred_at` text (at `data[begin:end]`), and
     whether it is in the certified form with every field in range."""
     form = pc.match_substring_regex(text, INSTANT).to_numpy(zero_copy_only=False)
-    # The text's characters as digits, one row per line (garbage outside the form, never read
-    # out of bounds): "YYYY-MM-DDTHH:MM:SS" at 0-18, the fraction from 20, the zone last.
-    width = 32  # the longest text in the form: 19 + 7 + 6
-    at = np.minimum(begin[:, None] + np.arange(width), len(data) - 1)
-    cells = data[at].astype(np.int64) - ord("0")
+    # The text's characters as digits, one column at a time (garbage outside the form, never
+    # read out of bounds): "YYYY-MM-DDTHH:MM:SS" at 0-18, the fraction from 20, the zone last.
+    last = len(data) - 1
+
+    def cell(column: int | np.ndarray) -> np.ndarray:
+        return data[np.clip(begin + column, 0, last)].astype(np.int32) - ord("0")
 
     def number(*columns: int) -> np.ndarray:
-        return cells[:, list(columns)] @ 10 ** np.arange(len(columns) - 1, -1, -1)
-
-    def cell(column: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(cells, np.clip(column, 0, width - 1)[:, None], axis=1)[:, 0]
+        total = cell(columns[0])
+        for column in columns[1:]:
+            total = total * 10 + cell(column)
+        return total.astype(np.int64)
 
     year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
     hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
@@ -245,8 +249,9 @@ def _instants(
     offset_hours = np.where(zulu, 0, cell(zone_at + 1) * 10 + cell(zone_at + 2))
     offset_minutes = np.where(zulu, 0, cell(zone_at + 4) * 10 + cell(zone_at + 5))
     fraction_digits = zone_at - 20  # after "YYYY-MM-DDTHH:MM:SS."; <= 0 without one
-    present = np.arange(6) < fraction_digits[:, None]
-    micro = (cells[:, 20:26] * present) @ 10 ** np.arange(5, -1, -1)
+    micro = np.zeros(len(begin), np.int64)
+    for k in range(6):  # digit k of the fraction, 0 where the fraction is shorter
+        micro = micro * 10 + np.where(k < fraction_digits, cell(20 + k), 0)
 
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
