@@ -74,9 +74,9 @@ def test_a_crash_between_batches_resumes_where_the_last_commit_left_off(
 ) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "a.ndjson").write_text(lines(1, 25))
+    (landing / "a.ndjson").write_text(lines(1, 35))  # batches of 10, 10 and the last 15
     with gzip.open(landing / "b.ndjson.gz", "wt") as handle:
-        handle.write(lines(26, 50))
+        handle.write(lines(36, 60))
     real_write = bronze._write_batch
     writes = 0
 
@@ -96,8 +96,8 @@ def test_a_crash_between_batches_resumes_where_the_last_commit_left_off(
     assert (row.lines_read, row.offset_bytes) == (20, len(lines(1, 20).encode()))
     monkeypatch.setattr(bronze, "_write_batch", real_write)
     result = ingest_landing(lakehouse, landing, batch_lines=10)
-    assert event_ids(lakehouse) == [f"e-{n:05d}" for n in range(1, 51)]
-    assert result.lines_read == 30
+    assert event_ids(lakehouse) == [f"e-{n:05d}" for n in range(1, 61)]
+    assert result.lines_read == 40
     assert rejected(lakehouse) == []
     assert file_row(lakehouse, "b.ndjson.gz").state == COMPLETE
 

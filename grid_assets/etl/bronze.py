@@ -265,9 +265,10 @@ def read_progress(conn: Connection) -> dict[str, Progress]:
 
 
 def _chunks(files: list[LandingFile], progress: dict[str, Progress], batch_lines: int):
-    """New complete lines of each file, in file-name then line order, `batch_lines` at a time,
-    each with the progress to record once it is stored. Every opened file yields at least one
-    chunk (maybe empty), so that what its reader found is recorded."""
+    """New complete lines of each file, in file-name then line order, `batch_lines` at a time
+    (a file's last chunk up to half as many more: see `FileRead.blocks`), each with the
+    progress to record once it is stored. Every opened file yields at least one chunk (maybe
+    empty), so that what its reader found is recorded."""
     for file in files:
         reader = FileRead(file, progress[file.name]) if file.name in progress else FileRead(file)
         blocks = reader.blocks(batch_lines)
