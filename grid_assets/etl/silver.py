@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete
 from grid_assets.etl import pipeline_events
 from grid_assets.etl import progress as step_progress
 from grid_assets.etl.batching import cyclic_gc_paused, write_behind
+from grid_assets.ingest.arrow import pc
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.models import metadata
 from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Product, Quarantine
@@ -107,9 +108,8 @@ def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
 
 
 def _quarantine_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
-    ids = events.column("event_id").to_pylist()
-    picked = [i for i, event_id in enumerate(ids) if event_id in batch.quarantine]
-    bad = events.take(pa.array(picked, pa.int64()))
+    quarantined = pa.array(list(batch.quarantine), pa.string())
+    bad = events.filter(pc.is_in(events.column("event_id"), value_set=quarantined))
     return pa.table(
         {
             "event_id": bad.column("event_id"),
