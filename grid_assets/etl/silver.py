@@ -131,6 +131,7 @@ class _Prepared:
     batch: SilverBatch
     quarantine: pa.Table
     ledger: pa.Table
+    first: int  # ingest_seq of the batch's first event
     cursor: int  # ingest_seq of the batch's last event
     now: datetime
 
@@ -142,8 +143,8 @@ def _prepare(events: pa.Table, run_id: str | None) -> _Prepared:
         batch = build_silver_batch(events)
         quarantine = _quarantine_rows(events, batch, run_id, now)
         ledger = _ledger_rows(events, batch, run_id, now)
-    cursor = events.column("ingest_seq")[-1].as_py()
-    return _Prepared(batch, quarantine, ledger, cursor, now)
+    seqs = events.column("ingest_seq")
+    return _Prepared(batch, quarantine, ledger, seqs[0].as_py(), seqs[-1].as_py(), now)
 
 
 def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[str, int]:
@@ -166,8 +167,12 @@ def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[
                 conn.execute(q.insert_current_items(items))
         written["silver.orders"] = batch.orders.num_rows
         written["silver.order_items"] = batch.order_items.num_rows
+    # An event's ledger row carries its ingest_seq: only rows of the batch's window can be
+    # there already (a batch redone), so the lookup reads that window, not the whole ledger
+    # (the engine skips the rest by min/max statistics).
+    window = LEDGER.c.ingest_seq.between(prepared.first, prepared.cursor)
     with lakehouse.staged(conn, prepared.ledger, LEDGER) as stage:
-        conn.execute(insert_missing(LEDGER, stage, ["event_id"]))
+        conn.execute(insert_missing(LEDGER, stage, ["event_id"], window))
     written["silver.event_ledger"] = prepared.ledger.num_rows
     return written
 
