@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+import pyarrow as pa
+
 T = TypeVar("T")
+
+# Arrow's buffers come from the C library's allocator, like numpy's and Python's, unless the
+# environment chooses one (`ARROW_DEFAULT_MEMORY_POOL`). Arrow's default (mimalloc) keeps what
+# a batch frees for its own reuse, beside what the C library keeps: `grid run` on 10^6 events
+# peaked ~80 MiB higher with it, in the same time.
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @contextmanager
