@@ -4,9 +4,11 @@ check a production configuration, benchmark."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -91,6 +93,30 @@ def run(
         _run(False, log_level, full_refresh, reply=reply)
 
 
+# True under `main()`, the `grid` console script, whose process ends with the command; false when
+# `app` runs inside a longer-lived process (tests), whose later collections must see everything.
+_process_ends_with_command = False
+
+
+@contextlib.contextmanager
+def _start_up() -> Iterator[None]:
+    """Build what lives as long as the process (Dagster's modules, the definitions, the
+    resource and its instance) with Python's cycle collector paused, then hide it from the
+    collector (`gc.freeze`). Start-up makes a few hundred thousand objects, none of them
+    garbage: collecting while they were imported, and again over all of them once collection
+    resumed, cost ~0.5 s of `grid run`'s start-up. Only in the console script's own process:
+    frozen objects are never collected."""
+    if not (_process_ends_with_command and gc.isenabled()):
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | None) -> None:
     """`grid run`; with `reply`, the summary goes there as JSON instead of the tables."""
     from grid_assets import run_report
@@ -109,17 +135,19 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             _reply(reply, run_report.not_run("CONFIGURATION_ERROR", str(exc)))
         raise typer.Exit(2) from None
 
-    import dagster as dg
+    with _start_up():
+        import dagster as dg
 
-    from grid_assets.definitions import build_definitions
-    from grid_assets.lakehouse.core import ping
-    from grid_assets.lakehouse.databricks import LakehouseConnectionError
-    from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
-    from grid_assets.run_progress import follow_on_terminal
+        from grid_assets.definitions import build_definitions
+        from grid_assets.lakehouse.core import ping
+        from grid_assets.lakehouse.databricks import LakehouseConnectionError
+        from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
+        from grid_assets.run_progress import follow_on_terminal
 
-    defs = build_definitions(settings)
-    # EnvVar fields resolve here, as they would in a run (the unresolved resource holds names).
-    resource = defs.resources["lakehouse"].process_config_and_initialize()  # type: ignore
+        defs = build_definitions(settings)
+        # EnvVar fields resolve here, as they would in a run (the unresolved resource holds
+        # names); it also builds Dagster's instance machinery, the rest of the start-up.
+        resource = defs.resources["lakehouse"].process_config_and_initialize()  # type: ignore
     if not settings.is_local:
         # Reach the warehouse once before starting: an unreachable or misconfigured warehouse is
         # one bounded, masked message (host and HTTP path named), not a failed run.
@@ -397,6 +425,8 @@ def version() -> None:
 
 
 def main() -> None:
+    global _process_ends_with_command
+    _process_ends_with_command = True
     try:
         app()
     except Exception as exc:
@@ -405,6 +435,11 @@ def main() -> None:
 
         sys.stderr.write(format_exception_redacted(exc))
         sys.exit(1)
+    finally:
+        # The process ends here and its objects with it. Frozen, they are left out of the
+        # collections the interpreter makes while it shuts down: ~0.9 s after each `grid run`,
+        # ~0.1 s frozen. Whatever is open is still closed (reference counting, atexit).
+        gc.freeze()
 
 
 if __name__ == "__main__":
