@@ -106,15 +106,14 @@ def _start_up() -> Iterator[None]:
     garbage: collecting while they were imported, and again over all of them once collection
     resumed, cost ~0.5 s of `grid run`'s start-up. Only in the console script's own process:
     frozen objects are never collected."""
-    if not (_process_ends_with_command and gc.isenabled()):
+    if not _process_ends_with_command:
         yield
         return
-    gc.disable()
-    try:
+    from grid_assets.etl.batching import cyclic_gc_paused
+
+    with cyclic_gc_paused():
         yield
-    finally:
-        gc.freeze()
-        gc.enable()
+        gc.freeze()  # before the collector resumes
 
 
 def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | None) -> None:
