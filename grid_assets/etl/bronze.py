@@ -145,10 +145,13 @@ def _classify(chunk: Chunk, parsed: ParsedChunk, now: datetime, run_id: str | No
     is_first = np.zeros(len(positions), bool)
     is_first[firsts] = True
     batch_pos = np.cumsum(is_first)  # of each first version (1, 2, ...)
-    for row in np.flatnonzero(~is_first).tolist():
-        line = chunk.lines.raw_line(int(positions[row]))
-        envelope = envelope_of(events.slice(row, 1).to_pylist()[0])
-        batch.repeats.append((line, envelope, int(batch_pos[firsts[codes[row]]])))
+    repeated = np.flatnonzero(~is_first)
+    if len(repeated):  # their envelopes in one take, not a one-row slice each
+        for row, values in zip(
+            repeated.tolist(), events.take(pa.array(repeated)).to_pylist(), strict=True
+        ):
+            line = chunk.lines.raw_line(int(positions[row]))
+            batch.repeats.append((line, envelope_of(values), int(batch_pos[firsts[codes[row]]])))
     rows = events.filter(pa.array(is_first))
     count = rows.num_rows
     batch.event_rows = pa.table(

@@ -4,8 +4,9 @@ Most landing lines are GRID's compact layout, `{"event_id":..,"event_type":..,"o
 ["source":..,]"payload":{...}}`, with envelope strings that need no unescaping. For those, a
 block at a time and without a Python object per line:
 
-- one regular expression (RE2, Arrow's kernel) proves the layout: the same expression as
-  `envelope._PLAIN_LINE`, members in this order, plain printable ASCII strings, payload last;
+- one regular expression (RE2, Arrow's kernel) and the line's last two characters prove the
+  layout `envelope._PLAIN_LINE` takes: members in this order, plain printable ASCII strings,
+  payload last;
 - the members are cut at their quotes, found for all lines at once (numpy);
 - `occurred_at` is certified only in the form `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)`
   with every field in its calendar range (years 2 to 9998, so that applying the offset cannot
@@ -34,10 +35,11 @@ from grid_assets.ingest.landing import NEWLINE, LineBlock
 from grid_assets.scratch import scratch_db
 
 _PLAIN = r'"[ !#-\[\]-~]*"'
-# envelope._PLAIN_LINE, anchored for RE2 (a search, not a full match).
-LAYOUT = (
+# envelope._PLAIN_LINE is this head, then anything but a newline (a line has none), then `}}`
+# ending the line: the expression (RE2, anchored) only reads the head, not the payload.
+LAYOUT_HEAD = (
     rf'^\{{"event_id":{_PLAIN},"event_type":{_PLAIN},"occurred_at":{_PLAIN}'
-    rf'(?:,"source":{_PLAIN})?,"payload":\{{.*\}}\}}$'
+    rf'(?:,"source":{_PLAIN})?,"payload":\{{'
 )
 INSTANT = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
@@ -115,7 +117,8 @@ def _utf8_layout(bodies: pa.Array) -> np.ndarray:
         text = pc.if_else(pa.array(utf8), bodies, pa.scalar(b"", bodies.type)).cast(
             pa.large_string()
         )
-    return pc.match_substring_regex(text, LAYOUT).to_numpy(zero_copy_only=False)
+    head = pc.match_substring_regex(text, LAYOUT_HEAD)
+    return pc.and_(head, pc.ends_with(text, "}}")).to_numpy(zero_copy_only=False)
 
 
 def _is_utf8(line: bytes) -> bool:
