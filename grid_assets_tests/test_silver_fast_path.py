@@ -250,3 +250,46 @@ def test_doubtful_payloads_go_to_python(payload: str) -> None:
     json.loads(payload)  # each is valid JSON: Bronze would keep it
     assert silver_fast.certify(events).positions() == set()
     assert _assert_same(events) == 0
+
+
+def test_repeated_keys_are_found_at_every_position() -> None:
+    """The repeated-key test (pairwise up to six keys, `list_distinct` beyond) against Python's
+    set, for objects of 0 to 9 keys with every pair of positions repeated, and through `certify`
+    with the repeat on a member Silver reads, where DuckDB and Python read different values."""
+    import duckdb
+
+    lists = []
+    for n in range(10):
+        keys = [f"k{i}" for i in range(n)]
+        lists.append(keys)
+        for i in range(n):
+            for j in range(i + 1, n):
+                lists.append([*keys[:j], keys[i], *keys[j + 1 :]])
+    found = duckdb.sql(
+        f"SELECT {silver_fast._distinct_keys('k')} AS d FROM (SELECT unnest($lists) AS k)",
+        params={"lists": lists},
+    ).fetchall()
+    assert [d for (d,) in found] == [len(set(k)) == len(k) for k in lists]
+
+    def product(members: list[str]) -> str:
+        return "{" + ",".join(members) + "}"
+
+    base = ['"product_id":"P1"', '"category":"c"', '"unit_price":"1.00"']
+    base += [f'"x{i}":{i}' for i in range(6)]  # nine members: past the pairwise cases
+    payloads = [product(base[:n]) for n in range(3, 10)]
+    for n in range(3, 10):
+        for at in range(n + 1):
+            payloads.append(product([*base[:at], '"unit_price":"-1"', *base[at:n]]))
+    events = pa.table(
+        {
+            "event_id": [f"e{i}" for i in range(len(payloads))],
+            "ingest_seq": pa.array(range(1, len(payloads) + 1), pa.int64()),
+            "event_type": ["product.created"] * len(payloads),
+            "occurred_at": pa.array(
+                [datetime(2026, 3, 1, tzinfo=UTC)] * len(payloads), pa.timestamp("us", "UTC")
+            ),
+            "payload": payloads,
+        }
+    )
+    assert silver_fast.certify(events).positions() == set(range(7))  # the unrepeated ones
+    assert _assert_same(events) == 7
