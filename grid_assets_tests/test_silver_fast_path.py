@@ -232,6 +232,9 @@ def test_boundary_payloads_agree(events: pa.Table) -> None:
         '{"product_id":"P1","category":"c","unit_price":4.1000000}',
         '{"product_id":"P1","category":"c","unit_price":999999999999.999999}',
         '{"product_id":"P1","category":"c","unit_price":1E2}',
+        # no order line, however the empty list is spelled
+        '{"order_id":"O1","items":[ ]}',
+        '{"order_id":"O1","items":[\n\t]}',
         # a string Python strips to nothing; a lone surrogate in a member Silver does not read
         '{"product_id":"\\u00a0","category":"c","unit_price":"1"}',
         '{"product_id":"P1","category":"c","unit_price":"1","note":"\\ud800"}',

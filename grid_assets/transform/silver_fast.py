@@ -215,7 +215,7 @@ WHERE event_type LIKE 'order.%'
   AND {_text(P["order_id"])}
   AND (event_type <> 'order.placed' OR (
       {_optional_text(P["customer_id"])} AND {_currency(P["currency"])}
-      AND t[{P["items"]}] = 'ARRAY' AND json_array_length(items) > 0
+      AND t[{P["items"]}] = 'ARRAY' AND items <> '[]'  -- json_extract writes it compact
       AND pos NOT IN (SELECT pos FROM item_rows WHERE NOT plain_line)));
 """
 
