@@ -238,17 +238,18 @@ def send_run_alerts(instance: dg.DagsterInstance, defs: dg.Definitions) -> None:
 
 def _send_run_alerts(instance: dg.DagsterInstance, defs: dg.Definitions) -> None:
     resources: Mapping[str, object] = defs.resources or {}
-    alerting = resources["alert_webhook"]
+    # EnvVar fields resolved on the run's instance (each `process_config_and_initialize`
+    # would build a throwaway instance of its own).
+    with dg.build_resources(
+        {name: resources[name] for name in ("alert_webhook", "lakehouse")}, instance=instance
+    ) as built:
+        alerting, lakehouse_resource = built.alert_webhook, built.lakehouse
     assert isinstance(alerting, AlertWebhook)
-    alerting = alerting.process_config_and_initialize()  # resolves the EnvVar
+    assert isinstance(lakehouse_resource, LakehouseResource)
     checks, _ = check_observations(instance, _checks_of(defs.resolve_asset_graph()), {})
     runs, _ = run_observations(instance, {})
     observations = _sorted([*checks, *runs])
-    lakehouse_resource = resources["lakehouse"]
-    assert isinstance(lakehouse_resource, LakehouseResource)
-    lakehouse = lakehouse_resource.process_config_and_initialize().get_lakehouse(
-        lock_timeout_seconds=BOOK_LOCK_WAIT_S
-    )
+    lakehouse = lakehouse_resource.get_lakehouse(lock_timeout_seconds=BOOK_LOCK_WAIT_S)
     try:
         with lakehouse.begin() as conn:
             create_book(conn, lakehouse.schema_map["silver"])
