@@ -166,7 +166,7 @@ def test_bronze_batch_sends_these_statements_in_this_order(bronze_batch: Recorde
     """bronze._write_batch: stage, look up, number and append the events, then the rejects."""
     heads = [" ".join(sql.split()[:3]) for sql in bronze_batch.sql()]
     assert heads == [
-        "SELECT stage_events.batch_pos, bronze.events.envelope_hash,",
+        "SELECT found.batch_pos, stored.envelope_hash,",
         "SELECT coalesce(max(bronze.events.ingest_seq), :`coalesce_2`)",
         "INSERT INTO bronze.events",
         "INSERT INTO bronze.rejected_events",
@@ -181,14 +181,16 @@ def test_bronze_batch_sends_these_statements_in_this_order(bronze_batch: Recorde
 
 def test_bronze_already_stored_lookup(bronze_batch: Recorder) -> None:
     """bronze._write_batch: staged events whose event_id is stored, to tell duplicates from
-    conflicts."""
+    conflicts: ids matched on id and position alone, hash and payload read for the matches."""
     assert_pinned(
-        bronze_batch.find("SELECT stage_events.batch_pos,"),
+        bronze_batch.find("SELECT found.batch_pos,"),
         """
-        SELECT stage_events.batch_pos, bronze.events.envelope_hash, bronze.events.payload
-        FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-events-000001.parquet`
-          AS stage_events
-        JOIN bronze.events ON bronze.events.event_id = stage_events.event_id
+        SELECT found.batch_pos, stored.envelope_hash, stored.payload
+        FROM (SELECT stage_events.batch_pos AS batch_pos, bronze.events.ingest_seq AS ingest_seq
+              FROM parquet.`/Volumes/main/ops/stage/grid/run-1/bronze-events-000001.parquet`
+                AS stage_events
+              JOIN bronze.events ON bronze.events.event_id = stage_events.event_id) AS found
+        JOIN bronze.events AS stored ON stored.ingest_seq = found.ingest_seq
         """,
         {},
     )

@@ -39,9 +39,20 @@ def last_grid_ingest_seq() -> Select:
 
 def stored_versions(stage: FromClause) -> Select:
     """For each staged event whose id Bronze already holds: its position in the batch and the
-    stored version's envelope hash and payload."""
-    return select(stage.c.batch_pos, EVENTS.c.envelope_hash, EVENTS.c.payload).join(
-        EVENTS, EVENTS.c.event_id == stage.c.event_id
+    stored version's envelope hash and payload.
+
+    The ids are matched first, reading only `event_id` and `ingest_seq` of every stored event;
+    hash and payload are then read for the matches alone (usually none). One join reading
+    them for every stored row cost 0.47 s a batch at 2.9M stored events, most of Bronze's
+    slowing down as it grows."""
+    found = (
+        select(stage.c.batch_pos, EVENTS.c.ingest_seq)
+        .join(EVENTS, EVENTS.c.event_id == stage.c.event_id)
+        .subquery("found")
+    )
+    stored = EVENTS.alias("stored")
+    return select(found.c.batch_pos, stored.c.envelope_hash, stored.c.payload).join(
+        stored, stored.c.ingest_seq == found.c.ingest_seq
     )
 
 
