@@ -146,12 +146,10 @@ def _classify(chunk: Chunk, parsed: ParsedChunk, now: datetime, run_id: str | No
     is_first[firsts] = True
     batch_pos = np.cumsum(is_first)  # of each first version (1, 2, ...)
     repeated = np.flatnonzero(~is_first)
-    if len(repeated):  # their envelopes in one take, not a one-row slice each
-        for row, values in zip(
-            repeated.tolist(), events.take(pa.array(repeated)).to_pylist(), strict=True
-        ):
-            line = chunk.lines.raw_line(int(positions[row]))
-            batch.repeats.append((line, envelope_of(values), int(batch_pos[firsts[codes[row]]])))
+    envelopes = events.take(pa.array(repeated)).to_pylist()  # one take, not a slice each
+    for row, values in zip(repeated.tolist(), envelopes, strict=True):
+        line = chunk.lines.raw_line(int(positions[row]))
+        batch.repeats.append((line, envelope_of(values), int(batch_pos[firsts[codes[row]]])))
     rows = events.filter(pa.array(is_first))
     count = rows.num_rows
     batch.event_rows = pa.table(

@@ -109,6 +109,9 @@ def _currency(i: int) -> str:
     return f"(t[{i}] IS NULL OR (t[{i}] = 'VARCHAR' AND {letters}))"
 
 
+_PAIRWISE_KEYS = 6
+
+
 def _distinct_keys(keys: str) -> str:
     """The key list `keys` holds no key twice. Objects here have a handful of keys: up to six
     are compared pairwise (DuckDB compares short strings inline), about three times cheaper
@@ -124,7 +127,6 @@ def _distinct_keys(keys: str) -> str:
     return f"CASE len({keys}) {cases} ELSE len({keys}) = len(list_distinct({keys})) END"
 
 
-_PAIRWISE_KEYS = 6
 P = {name: _at(_PATHS, name) for name in _PATHS}
 L = {name: _at(_LINE_PATHS, name) for name in _LINE_PATHS}
 
