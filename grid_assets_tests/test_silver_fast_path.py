@@ -232,6 +232,10 @@ def test_boundary_payloads_agree(events: pa.Table) -> None:
         '{"product_id":"P1","category":"c","unit_price":4.1000000}',
         '{"product_id":"P1","category":"c","unit_price":999999999999.999999}',
         '{"product_id":"P1","category":"c","unit_price":1E2}',
+        # an order line without a member its rules require
+        '{"order_id":"O1","items":[{"quantity":2,"discount":0,"product_id":"P1"}]}',
+        '{"order_id":"O1","items":[{"quantity":2,"unit_price":"1.00"}]}',
+        '{"order_id":"O1","items":[{"product_id":"P1","unit_price":"1.00"}]}',
         # no order line, however the empty list is spelled
         '{"order_id":"O1","items":[ ]}',
         '{"order_id":"O1","items":[\n\t]}',

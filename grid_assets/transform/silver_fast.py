@@ -191,13 +191,15 @@ SELECT
     TRY_CAST(s[{L["quantity"]}] AS BIGINT) AS quantity,
     {_amount(L["unit_price"])} AS unit_price,
     coalesce({_amount(L["discount"])}, 0) AS discount,
-    json_type(item) = 'OBJECT' AND {_distinct_keys("k")}
+    -- Never NULL: a missing member makes its test NULL, and `NOT plain_line` below must
+    -- still see the line (a NULL would let its order through).
+    coalesce(json_type(item) = 'OBJECT' AND {_distinct_keys("k")}
         AND {_text(L["product_id"])}
         AND t[{L["quantity"]}] IN ('UBIGINT', 'BIGINT')
         AND coalesce(TRY_CAST(s[{L["quantity"]}] AS BIGINT) BETWEEN 1 AND {_QUANTITY_MAX}, false)
         AND {_money(L["unit_price"])}
         AND (coalesce(t[{L["discount"]}] = 'NULL', true)
-             OR ({_money(L["discount"])} AND {_amount(L["discount"])} < 1))
+             OR ({_money(L["discount"])} AND {_amount(L["discount"])} < 1)), false)
         AS plain_line
 FROM (SELECT pos, line_number, item, json_keys(item) AS k,
              json_type(item, {_paths(_LINE_PATHS)}) AS t,
