@@ -66,11 +66,13 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# Silver reads these members of a payload (`t[i]` their JSON types, `s[i]` their values as
-# text: a string's value, a number's shortest spelling, true/false; SQL NULL when missing).
-_PATHS = ("product_id", "name", "category", "unit_price", "currency", "active")
-_PATHS += ("order_id", "customer_id", "items")
+# Silver reads these members of a payload, by kind of event (`t[i]` their JSON types, `s[i]`
+# their values as text: a string's value, a number's shortest spelling, true/false; SQL NULL
+# when missing). An order status event (paid, shipped, cancelled) is read for its order_id only.
+_PRODUCT_PATHS = ("product_id", "name", "category", "unit_price", "currency", "active")
+_PLACED_PATHS = ("order_id", "customer_id", "currency", "items")
 _LINE_PATHS = ("product_id", "quantity", "unit_price", "discount")
+_STATUS_EVENTS = ("order.paid", "order.shipped", "order.cancelled")
 
 
 def _at(names: tuple[str, ...], name: str) -> int:
@@ -127,7 +129,8 @@ def _distinct_keys(keys: str) -> str:
     return f"CASE len({keys}) {cases} ELSE len({keys}) = len(list_distinct({keys})) END"
 
 
-P = {name: _at(_PATHS, name) for name in _PATHS}
+P = {name: _at(_PRODUCT_PATHS, name) for name in _PRODUCT_PATHS}
+PL = {name: _at(_PLACED_PATHS, name) for name in _PLACED_PATHS}
 L = {name: _at(_LINE_PATHS, name) for name in _LINE_PATHS}
 
 # Each step its own table: a JSON function must only ever see text already found valid (it
@@ -148,17 +151,6 @@ WHERE event_type IN ({", ".join(map(_lit, _DOMAIN))})
           <= {MAX_PAYLOAD_DEPTH})
   AND json_valid(payload);
 
-CREATE OR REPLACE TEMP TABLE plain AS
-SELECT
-    pos,
-    event_type,
-    json_type(payload, {_paths(_PATHS)}) AS t,
-    json_extract_string(payload, {_paths(_PATHS)}) AS s,
-    CASE WHEN event_type = 'order.placed' THEN json_extract(payload, '$.items') END AS items
-FROM readable
-WHERE starts_with(payload, '{{')  -- valid JSON: so an object
-  AND {_distinct_keys("k")};
-
 CREATE OR REPLACE TEMP TABLE product_rows AS
 SELECT
     pos,
@@ -168,19 +160,32 @@ SELECT
     {_amount(P["unit_price"])} AS unit_price,
     coalesce(s[{P["currency"]}], 'USD') AS currency,
     coalesce(s[{P["active"]}] = 'true', true) AS active
-FROM plain
-WHERE event_type LIKE 'product.%'
-  AND {_text(P["product_id"])} AND {_optional_text(P["name"])} AND {_text(P["category"])}
+FROM (SELECT pos, json_type(payload, {_paths(_PRODUCT_PATHS)}) AS t,
+             json_extract_string(payload, {_paths(_PRODUCT_PATHS)}) AS s
+      FROM readable
+      WHERE event_type LIKE 'product.%'
+        AND starts_with(payload, '{{')  -- valid JSON: so an object
+        AND {_distinct_keys("k")})
+WHERE {_text(P["product_id"])} AND {_optional_text(P["name"])} AND {_text(P["category"])}
   AND {_money(P["unit_price"])} AND {_currency(P["currency"])}
   AND coalesce(t[{P["active"]}] = 'BOOLEAN', true);
+
+CREATE OR REPLACE TEMP TABLE placed AS
+SELECT
+    pos,
+    json_type(payload, {_paths(_PLACED_PATHS)}) AS t,
+    json_extract_string(payload, {_paths(_PLACED_PATHS[:-1])}) AS s,
+    json_extract(payload, '$.items') AS items
+FROM readable
+WHERE event_type = 'order.placed' AND starts_with(payload, '{{') AND {_distinct_keys("k")};
 
 CREATE OR REPLACE TEMP TABLE order_lines AS
 SELECT pos, line_number, item
 FROM (
     SELECT pos, unnest(lines) AS item, generate_subscripts(lines, 1) AS line_number
     FROM (SELECT pos, CAST(items AS JSON[]) AS lines
-          FROM plain
-          WHERE event_type = 'order.placed' AND t[{P["items"]}] = 'ARRAY')
+          FROM placed
+          WHERE t[{PL["items"]}] = 'ARRAY')
 );
 
 CREATE OR REPLACE TEMP TABLE item_rows AS
@@ -209,18 +214,24 @@ FROM (SELECT pos, line_number, item, json_keys(item) AS k,
 CREATE OR REPLACE TEMP TABLE order_rows AS
 SELECT
     pos,
-    s[{P["order_id"]}] AS order_id,
-    CASE WHEN event_type = 'order.placed' THEN s[{P["customer_id"]}] END AS customer_id,
-    split_part(event_type, '.', 2) AS status,
-    CASE WHEN event_type = 'order.placed' THEN pos END AS placed_pos,
-    CASE WHEN event_type = 'order.placed' THEN coalesce(s[{P["currency"]}], 'USD') END AS currency
-FROM plain
-WHERE event_type LIKE 'order.%'
-  AND {_text(P["order_id"])}
-  AND (event_type <> 'order.placed' OR (
-      {_optional_text(P["customer_id"])} AND {_currency(P["currency"])}
-      AND t[{P["items"]}] = 'ARRAY' AND items <> '[]'  -- json_extract writes it compact
-      AND pos NOT IN (SELECT pos FROM item_rows WHERE NOT plain_line)));
+    s[{PL["order_id"]}] AS order_id,
+    s[{PL["customer_id"]}] AS customer_id,
+    'placed' AS status,
+    pos AS placed_pos,
+    coalesce(s[{PL["currency"]}], 'USD') AS currency
+FROM placed
+WHERE {_text(PL["order_id"])} AND {_optional_text(PL["customer_id"])}
+  AND {_currency(PL["currency"])}
+  AND t[{PL["items"]}] = 'ARRAY' AND items <> '[]'  -- json_extract writes it compact
+  AND pos NOT IN (SELECT pos FROM item_rows WHERE NOT plain_line)
+UNION ALL
+SELECT pos, order_id, NULL, split_part(event_type, '.', 2), NULL, NULL
+FROM (SELECT pos, event_type, json_type(payload, '$.order_id') AS kind,
+             json_extract_string(payload, '$.order_id') AS order_id
+      FROM readable
+      WHERE event_type IN ({", ".join(map(_lit, _STATUS_EVENTS))})
+        AND starts_with(payload, '{{') AND {_distinct_keys("k")})
+WHERE kind = 'VARCHAR' AND regexp_matches(order_id, '{_VISIBLE}');
 """
 
 _PRODUCTS = "SELECT * FROM product_rows ORDER BY pos"
