@@ -140,6 +140,7 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
         from grid_assets.definitions import build_definitions
         from grid_assets.lakehouse.core import ping
         from grid_assets.lakehouse.databricks import LakehouseConnectionError
+        from grid_assets.lakehouse.duckdb import held_open
         from grid_assets.models.gold import DailyRevenue, ProductRevenue, RevenueByCategory
         from grid_assets.run_progress import follow_on_terminal
 
@@ -172,7 +173,11 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
     }
     run_id = str(uuid.uuid4())
     with dg.DagsterInstance.ephemeral() as instance:
-        with follow_on_terminal(instance, run_id, enabled=reply is None):
+        # Locally the run's steps share one open DuckDB database (`held_open`): opening and
+        # closing the file for each of them cost more than the checks themselves.
+        local = settings.is_local
+        held = held_open(resource.get_lakehouse().engine) if local else contextlib.nullcontext()
+        with held, follow_on_terminal(instance, run_id, enabled=reply is None):
             result = job.execute_in_process(
                 instance=instance, run_id=run_id, raise_on_error=False, run_config=run_config
             )

@@ -19,7 +19,7 @@ from grid_assets.config import (
 )
 from grid_assets.defs.resources import lakehouse_resource
 from grid_assets.lakehouse.core import Lakehouse
-from grid_assets.lakehouse.duckdb import DuckDBBackend, LakehouseLockTimeout
+from grid_assets.lakehouse.duckdb import DuckDBBackend, LakehouseLockTimeout, held_open
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets.settings import load_settings
 
@@ -121,3 +121,37 @@ def test_an_unusable_lock_timeout_fails_at_load(value: str) -> None:
 def test_the_resource_refuses_an_unusable_lock_timeout(seconds: int) -> None:
     with pytest.raises(ConfigurationError, match=DUCKDB_LOCK_TIMEOUT_VAR):
         LakehouseResource(duckdb_path="unused.duckdb", lock_timeout_seconds=seconds).get_lakehouse()
+
+
+PROBE = """
+import sys, duckdb
+try:
+    duckdb.connect(sys.argv[1]).close()
+except duckdb.IOException as exc:
+    print("locked" if "lock" in str(exc).lower() else f"error: {exc}")
+else:
+    print("open")
+"""
+
+
+def probe(db: Path) -> str:
+    """What another process finds when it opens the file: `open` or `locked`."""
+    found = subprocess.run(
+        [sys.executable, "-c", PROBE, str(db)], capture_output=True, text=True, timeout=60
+    )
+    return found.stdout.strip()
+
+
+def test_a_hold_keeps_the_file_open_between_connections_and_then_lets_it_go(
+    lakehouse: Lakehouse,
+) -> None:
+    db = Path(str(lakehouse.engine.url.database))
+    with held_open(lakehouse.engine):
+        assert probe(db) == "open"  # a hold alone opens nothing
+        with lakehouse.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        # The connection is closed, but the database stays open in this process.
+        assert probe(db) == "locked"
+        with lakehouse.connect() as conn:  # attaches to the open database
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert probe(db) == "open"
