@@ -203,40 +203,44 @@ WHEN NOT MATCHED THEN INSERT
     s.status_event_id, s.placed_event_id)
 """
 
-MERGE_ORDER_STATUS_SQL = (
-    f"""
-MERGE INTO silver.orders AS t
-USING (SELECT {_ORDER_COLUMNS.format(src="ranked")}
-  FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")},
-      row_number() OVER (PARTITION BY stage_orders.order_id
-        ORDER BY stage_orders.updated_at DESC, stage_orders.status_event_id DESC) AS rn
-    FROM stage_orders) AS ranked
-  WHERE ranked.rn = {{rn}}) AS s
-ON t.order_id = s.order_id
-WHEN MATCHED AND (t.updated_at IS NULL OR s.updated_at > t.updated_at
-  OR s.updated_at = t.updated_at AND s.status_event_id > t.status_event_id)
-THEN UPDATE SET status = s.status, updated_at = s.updated_at,
-  status_event_id = s.status_event_id
-"""
-    + _INSERT_ORDER
+_STATUS_NEWER = """(t.updated_at IS NULL OR s.updated_at > t.updated_at
+  OR s.updated_at = t.updated_at AND s.status_event_id > t.status_event_id)"""
+_PLACEMENT_NEWER = """s.placed_event_id IS NOT NULL AND (t.placed_at IS NULL
+  OR s.placed_at > t.placed_at
+  OR s.placed_at = t.placed_at AND s.placed_event_id > t.placed_event_id)"""
+_SET_STATUS = "status = s.status, updated_at = s.updated_at, status_event_id = s.status_event_id"
+_SET_PLACEMENT = (
+    "customer_id = s.customer_id, currency = s.currency, placed_at = s.placed_at, "
+    "placed_event_id = s.placed_event_id"
 )
 
-MERGE_ORDER_PLACEMENT_SQL = (
+MERGE_ORDERS_SQL = (
     f"""
 MERGE INTO silver.orders AS t
-USING (SELECT {_ORDER_COLUMNS.format(src="ranked")}
-  FROM (SELECT {_ORDER_COLUMNS.format(src="placed")},
-      row_number() OVER (PARTITION BY placed.order_id
-        ORDER BY placed.placed_at DESC, placed.placed_event_id DESC) AS rn
-    FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")}
-      FROM stage_orders
-      WHERE stage_orders.placed_event_id IS NOT NULL) AS placed) AS ranked
-  WHERE ranked.rn = {{rn}}) AS s
+USING (SELECT latest.order_id AS order_id, latest.status AS status,
+    latest.updated_at AS updated_at, latest.status_event_id AS status_event_id,
+    placement.customer_id AS customer_id, placement.currency AS currency,
+    placement.placed_at AS placed_at, placement.placed_event_id AS placed_event_id
+  FROM (SELECT {_ORDER_COLUMNS.format(src="latest_ranked")}
+    FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")},
+        row_number() OVER (PARTITION BY stage_orders.order_id
+          ORDER BY stage_orders.updated_at DESC, stage_orders.status_event_id DESC) AS rn
+      FROM stage_orders) AS latest_ranked
+    WHERE latest_ranked.rn = {{rn}}) AS latest
+  LEFT OUTER JOIN (SELECT {_ORDER_COLUMNS.format(src="placement_ranked")}
+    FROM (SELECT {_ORDER_COLUMNS.format(src="placed")},
+        row_number() OVER (PARTITION BY placed.order_id
+          ORDER BY placed.placed_at DESC, placed.placed_event_id DESC) AS rn
+      FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")}
+        FROM stage_orders
+        WHERE stage_orders.placed_event_id IS NOT NULL) AS placed) AS placement_ranked
+    WHERE placement_ranked.rn = {{rn2}}) AS placement
+  ON placement.order_id = latest.order_id) AS s
 ON t.order_id = s.order_id
-WHEN MATCHED AND (t.placed_at IS NULL OR s.placed_at > t.placed_at
-  OR s.placed_at = t.placed_at AND s.placed_event_id > t.placed_event_id)
-THEN UPDATE SET customer_id = s.customer_id, currency = s.currency, placed_at = s.placed_at,
-  placed_event_id = s.placed_event_id
+WHEN MATCHED AND ({_STATUS_NEWER} AND {_PLACEMENT_NEWER})
+THEN UPDATE SET {_SET_STATUS}, {_SET_PLACEMENT}
+WHEN MATCHED AND {_STATUS_NEWER} THEN UPDATE SET {_SET_STATUS}
+WHEN MATCHED AND ({_PLACEMENT_NEWER}) THEN UPDATE SET {_SET_PLACEMENT}
 """
     + _INSERT_ORDER
 )
@@ -246,13 +250,9 @@ MERGES = {
         lambda: silver_queries.merge_products(stage_like(Product, "stage_products")),
         MERGE_PRODUCTS_SQL,
     ),
-    "merge_order_status": (
-        lambda: silver_queries.merge_order_status(stage_like(Order, "stage_orders")),
-        MERGE_ORDER_STATUS_SQL,
-    ),
-    "merge_order_placement": (
-        lambda: silver_queries.merge_order_placement(stage_like(Order, "stage_orders")),
-        MERGE_ORDER_PLACEMENT_SQL,
+    "merge_orders": (
+        lambda: silver_queries.merge_orders(stage_like(Order, "stage_orders")),
+        MERGE_ORDERS_SQL,
     ),
 }
 PARAM_MARKERS: dict[str, tuple[Dialect, str]] = {
@@ -268,8 +268,10 @@ def test_merge_compiles_to_the_reviewed_sql(merge_name: str, dialect_name: str) 
     dialect, rn_marker = PARAM_MARKERS[dialect_name]
     compiled = build().compile(dialect=dialect)
 
-    assert normalized(str(compiled)) == normalized(expected.format(rn=rn_marker))
-    assert compiled.params == {"rn_1": 1}
+    # One row_number() filter per ranked source: `rn_1`, and `rn_2` for the orders' second.
+    rn2_marker = rn_marker.replace("rn_1", "rn_2")
+    assert normalized(str(compiled)) == normalized(expected.format(rn=rn_marker, rn2=rn2_marker))
+    assert compiled.params == {"rn_1": 1, **({"rn_2": 1} if "{rn2}" in expected else {})}
 
 
 # --- INSERT OVERWRITE and per-dialect functions ----------------------------------------------

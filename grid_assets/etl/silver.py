@@ -160,8 +160,7 @@ def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[
         written["silver.products"] = batch.products.num_rows
     if batch.orders.num_rows:
         with lakehouse.staged(conn, batch.orders, Order.__table__) as stage:
-            conn.execute(q.merge_order_status(stage))
-            conn.execute(q.merge_order_placement(stage))
+            conn.execute(q.merge_orders(stage))
             conn.execute(q.delete_superseded_items(stage))
             with lakehouse.staged(conn, batch.order_items, OrderItem.__table__) as items:
                 conn.execute(q.insert_current_items(items))

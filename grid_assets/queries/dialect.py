@@ -5,7 +5,7 @@ Everything else in `queries/` is plain SQLAlchemy Core and compiles unchanged fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Table
 from sqlalchemy.ext.compiler import compiles
@@ -20,7 +20,9 @@ class Merge(Executable, ClauseElement):
     WHEN NOT MATCHED THEN INSERT ...`: the upsert both DuckDB and Databricks run natively.
 
     `target` must be an alias of the table (named `t`) and `source` an aliased selectable, so
-    conditions and values are written against `target.c` / `source.c`.
+    conditions and values are written against `target.c` / `source.c`. `more_updates` are
+    further `WHEN MATCHED AND <condition> THEN UPDATE` clauses, tried in order after the first
+    (a matched row takes the first clause whose condition holds).
     """
 
     inherit_cache = False
@@ -33,6 +35,7 @@ class Merge(Executable, ClauseElement):
         update_when: ColumnElement[bool] | None,
         update_values: Mapping[str, ColumnElement],
         insert_values: Mapping[str, ColumnElement],
+        more_updates: Sequence[tuple[ColumnElement[bool], Mapping[str, ColumnElement]]] = (),
     ) -> None:
         self.target = target
         self.source = source
@@ -40,6 +43,7 @@ class Merge(Executable, ClauseElement):
         self.update_when = update_when
         self.update_values = dict(update_values)
         self.insert_values = dict(insert_values)
+        self.more_updates = [(when, dict(values)) for when, values in more_updates]
 
 
 @compiles(Merge)
@@ -50,14 +54,17 @@ def _compile_merge(element: Merge, compiler, **kw) -> str:
         f"USING {compiler.process(element.source, **kw)}",
         f"ON {compiler.process(element.on, include_table=True)}",
     ]
-    if element.update_values:
+    updates = [(element.update_when, element.update_values), *element.more_updates]
+    for when, values in updates:
+        if not values:
+            continue
         condition = ""
-        if element.update_when is not None:
+        if when is not None:
             # Parenthesised: the condition is usually an OR chain.
-            condition = f" AND ({compiler.process(element.update_when, include_table=True)})"
+            condition = f" AND ({compiler.process(when, include_table=True)})"
         assignments = ", ".join(
             f"{compiler.preparer.quote(name)} = {compiler.process(value, include_table=True)}"
-            for name, value in element.update_values.items()
+            for name, value in values.items()
         )
         parts.append(f"WHEN MATCHED{condition} THEN UPDATE SET {assignments}")
     columns = ", ".join(compiler.preparer.quote(name) for name in element.insert_values)

@@ -39,8 +39,10 @@ def newer(instant_new, id_new, instant_old, id_old) -> ColumnElement[bool]:
     )
 
 
-def latest_per_key(stage: FromClause, keys: list[str], instant: str, event_id: str) -> FromClause:
-    """One row per key from a staged batch: the latest by (instant, event_id), as alias `s`."""
+def latest_per_key(
+    stage: FromClause, keys: list[str], instant: str, event_id: str, name: str = "s"
+) -> FromClause:
+    """One row per key from a staged batch: the latest by (instant, event_id), as alias `name`."""
     rank = (
         func.row_number()
         .over(
@@ -49,8 +51,8 @@ def latest_per_key(stage: FromClause, keys: list[str], instant: str, event_id: s
         )
         .label("rn")
     )
-    ranked = select(*stage.c, rank).subquery("ranked")
-    return select(*(ranked.c[c.name] for c in stage.c)).where(ranked.c.rn == 1).subquery("s")
+    ranked = select(*stage.c, rank).subquery(f"{name}_ranked" if name != "s" else "ranked")
+    return select(*(ranked.c[c.name] for c in stage.c)).where(ranked.c.rn == 1).subquery(name)
 
 
 def merge_products(stage: FromClause) -> Merge:
@@ -67,33 +69,42 @@ def merge_products(stage: FromClause) -> Merge:
     )
 
 
-def merge_order_status(stage: FromClause) -> Merge:
-    """The latest event of any kind sets an order's status."""
-    s = latest_per_key(stage, ["order_id"], "updated_at", "status_event_id")
-    t = ORDERS.alias("t")
-    return Merge(
-        target=t,
-        source=s,
-        on=t.c.order_id == s.c.order_id,
-        update_when=newer(s.c.updated_at, s.c.status_event_id, t.c.updated_at, t.c.status_event_id),
-        update_values={c: s.c[c] for c in ("status", "updated_at", "status_event_id")},
-        insert_values={c.name: s.c[c.name] for c in ORDERS.c},
-    )
+_STATUS = ("status", "updated_at", "status_event_id")
+_PLACEMENT = ("customer_id", "currency", "placed_at", "placed_event_id")
 
 
-def merge_order_placement(stage: FromClause) -> Merge:
-    """The latest valid `order.placed` sets customer, currency, placed_at and the lines' source."""
+def merge_orders(stage: FromClause) -> Merge:
+    """A batch's orders in one MERGE. The latest event of any kind sets an order's status; the
+    latest valid `order.placed` sets its customer, currency, placed_at and the lines' source.
+    Each group of columns moves only with a strictly newer event of its own kind, so the two
+    never undo each other whatever order the events come in."""
+    latest = latest_per_key(stage, ["order_id"], "updated_at", "status_event_id", "latest")
     placements = select(*stage.c).where(stage.c.placed_event_id.is_not(None)).subquery("placed")
-    s = latest_per_key(placements, ["order_id"], "placed_at", "placed_event_id")
+    placed = latest_per_key(placements, ["order_id"], "placed_at", "placed_event_id", "placement")
+    s = (
+        select(
+            latest.c.order_id, *(latest.c[c] for c in _STATUS), *(placed.c[c] for c in _PLACEMENT)
+        )
+        .select_from(latest.outerjoin(placed, placed.c.order_id == latest.c.order_id))
+        .subquery("s")
+    )
     t = ORDERS.alias("t")
+    status_newer = newer(s.c.updated_at, s.c.status_event_id, t.c.updated_at, t.c.status_event_id)
+    placement_newer = and_(
+        s.c.placed_event_id.is_not(None),
+        newer(s.c.placed_at, s.c.placed_event_id, t.c.placed_at, t.c.placed_event_id),
+    )
+    status = {c: s.c[c] for c in _STATUS}
+    placement = {c: s.c[c] for c in _PLACEMENT}
     return Merge(
         target=t,
         source=s,
         on=t.c.order_id == s.c.order_id,
-        update_when=newer(s.c.placed_at, s.c.placed_event_id, t.c.placed_at, t.c.placed_event_id),
-        update_values={
-            c: s.c[c] for c in ("customer_id", "currency", "placed_at", "placed_event_id")
-        },
+        update_when=and_(status_newer, placement_newer),
+        update_values=status | placement,
+        more_updates=[(status_newer, status), (placement_newer, placement)],
+        # A new order: the batch's latest placement, if any (when the latest event is a
+        # placement, it is that one).
         insert_values={c.name: s.c[c.name] for c in ORDERS.c},
     )
 
