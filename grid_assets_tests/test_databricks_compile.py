@@ -221,20 +221,20 @@ USING (SELECT latest.order_id AS order_id, latest.status AS status,
     latest.updated_at AS updated_at, latest.status_event_id AS status_event_id,
     placement.customer_id AS customer_id, placement.currency AS currency,
     placement.placed_at AS placed_at, placement.placed_event_id AS placed_event_id
-  FROM (SELECT {_ORDER_COLUMNS.format(src="latest_ranked")}
+  FROM (SELECT {_ORDER_COLUMNS.format(src="ranked")}
     FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")},
         row_number() OVER (PARTITION BY stage_orders.order_id
           ORDER BY stage_orders.updated_at DESC, stage_orders.status_event_id DESC) AS rn
-      FROM stage_orders) AS latest_ranked
-    WHERE latest_ranked.rn = {{rn}}) AS latest
-  LEFT OUTER JOIN (SELECT {_ORDER_COLUMNS.format(src="placement_ranked")}
+      FROM stage_orders) AS ranked
+    WHERE ranked.rn = {{rn}}) AS latest
+  LEFT OUTER JOIN (SELECT {_ORDER_COLUMNS.format(src="ranked")}
     FROM (SELECT {_ORDER_COLUMNS.format(src="placed")},
         row_number() OVER (PARTITION BY placed.order_id
           ORDER BY placed.placed_at DESC, placed.placed_event_id DESC) AS rn
       FROM (SELECT {_ORDER_COLUMNS.format(src="stage_orders")}
         FROM stage_orders
-        WHERE stage_orders.placed_event_id IS NOT NULL) AS placed) AS placement_ranked
-    WHERE placement_ranked.rn = {{rn2}}) AS placement
+        WHERE stage_orders.placed_event_id IS NOT NULL) AS placed) AS ranked
+    WHERE ranked.rn = {{rn2}}) AS placement
   ON placement.order_id = latest.order_id) AS s
 ON t.order_id = s.order_id
 WHEN MATCHED AND ({_STATUS_NEWER} AND {_PLACEMENT_NEWER})

@@ -120,11 +120,12 @@ def held_open(engine: Engine) -> Iterator[None]:
     try:
         yield
     finally:
+        keeper = None
         with _holds_lock:
             _holders[path] -= 1
-            keeper = None if _holders[path] else _keepers.pop(path, None)
-            if not _holders[path]:
+            if not _holders[path]:  # the last holder: the file may close
                 del _holders[path]
+                keeper = _keepers.pop(path, None)
         if keeper is not None:
             keeper.close()
 

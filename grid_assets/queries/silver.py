@@ -51,7 +51,7 @@ def latest_per_key(
         )
         .label("rn")
     )
-    ranked = select(*stage.c, rank).subquery(f"{name}_ranked" if name != "s" else "ranked")
+    ranked = select(*stage.c, rank).subquery("ranked")
     return select(*(ranked.c[c.name] for c in stage.c)).where(ranked.c.rn == 1).subquery(name)
 
 

@@ -72,6 +72,7 @@ def _lit(text: str) -> str:
 _PRODUCT_PATHS = ("product_id", "name", "category", "unit_price", "currency", "active")
 _PLACED_PATHS = ("order_id", "customer_id", "currency", "items")
 _LINE_PATHS = ("product_id", "quantity", "unit_price", "discount")
+_STATUS_PATHS = ("order_id",)
 _STATUS_EVENTS = ("order.paid", "order.shipped", "order.cancelled")
 
 
@@ -225,13 +226,13 @@ WHERE {_text(PL["order_id"])} AND {_optional_text(PL["customer_id"])}
   AND t[{PL["items"]}] = 'ARRAY' AND items <> '[]'  -- json_extract writes it compact
   AND pos NOT IN (SELECT pos FROM item_rows WHERE NOT plain_line)
 UNION ALL
-SELECT pos, order_id, NULL, split_part(event_type, '.', 2), NULL, NULL
-FROM (SELECT pos, event_type, json_type(payload, '$.order_id') AS kind,
-             json_extract_string(payload, '$.order_id') AS order_id
+SELECT pos, s[1], NULL, split_part(event_type, '.', 2), NULL, NULL
+FROM (SELECT pos, event_type, json_type(payload, {_paths(_STATUS_PATHS)}) AS t,
+             json_extract_string(payload, {_paths(_STATUS_PATHS)}) AS s
       FROM readable
       WHERE event_type IN ({", ".join(map(_lit, _STATUS_EVENTS))})
         AND starts_with(payload, '{{') AND {_distinct_keys("k")})
-WHERE kind = 'VARCHAR' AND regexp_matches(order_id, '{_VISIBLE}');
+WHERE {_text(1)};
 """
 
 _PRODUCTS = "SELECT * FROM product_rows ORDER BY pos"
