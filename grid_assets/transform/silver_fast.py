@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from grid_assets.ingest.arrow import pc
 from grid_assets.scratch import scratch_db
 from grid_assets.transform.payload import MAX_PAYLOAD_DEPTH
 
@@ -146,7 +147,7 @@ SELECT
     CASE WHEN json_valid(payload) THEN json_keys(payload) END AS k
 FROM events
 WHERE event_type IN ({", ".join(map(_lit, _DOMAIN))})
-  AND NOT regexp_matches(payload, {_lit(_DOUBT)})
+  AND NOT doubt  -- `_DOUBT` found in the payload (by Arrow: twice as fast as here)
   AND (strlen(payload) <= {2 * MAX_PAYLOAD_DEPTH}
        OR strlen(payload) - strlen(replace(replace(payload, '{{', ''), '[', ''))
           <= {MAX_PAYLOAD_DEPTH})
@@ -266,6 +267,7 @@ def certify(events: pa.Table) -> Certified:
             "pos": pa.array(range(events.num_rows), pa.int64()),
             "event_type": events.column("event_type"),
             "payload": events.column("payload"),
+            "doubt": pc.match_substring_regex(events.column("payload"), _DOUBT),
         }
     )
     db = scratch_db()
