@@ -19,7 +19,7 @@ from grid_assets.models.silver import (
     Product,
     Quarantine,
 )
-from grid_assets.queries.checks import ledger_outcomes, reconciliation
+from grid_assets.queries.checks import ledger_outcomes, reconciliation, unaccounted_events
 from grid_assets.resources.lakehouse import LakehouseResource
 from grid_assets_tests.conftest import write_events
 
@@ -184,8 +184,10 @@ def test_quarantine_keeps_every_broken_rule_and_reconciles(
     with lakehouse.connect() as conn:
         recon = conn.execute(reconciliation()).one()._asdict()
         ledger = {outcome: int(n) for outcome, n in conn.execute(ledger_outcomes())}
+        unaccounted = conn.execute(unaccounted_events()).scalar_one()
     assert recon["bronze_events"] == sum(ledger.values()) == 6
-    assert recon["unaccounted"] == 0 and recon["quarantine_rows"] == ledger["quarantined"] == 3
+    assert recon["bronze_fingerprint"] == recon["ledger_fingerprint"] and unaccounted == 0
+    assert recon["quarantine_rows"] == ledger["quarantined"] == 3
 
 
 def test_rerun_is_idempotent_and_pipeline_events_are_not_reprocessed(

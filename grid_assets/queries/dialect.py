@@ -12,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement, ColumnElement, FromClause, Select
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import BigInteger, Date
+from sqlalchemy.types import BigInteger, Date, Numeric
 
 
 class Merge(Executable, ClauseElement):
@@ -158,4 +158,21 @@ _spelled(
     "CAST(EXTRACT(EPOCH FROM {1}) - EXTRACT(EPOCH FROM {0}) AS BIGINT)",
     duckdb="date_diff('second', {0}, {1})",
     databricks="(unix_timestamp({1}) - unix_timestamp({0}))",
+)
+
+
+class row_hash(FunctionElement):
+    """A 64-bit hash of two values, as an exact number that sums without overflow (its sum over
+    a table is a fingerprint of the table's rows): DuckDB's `hash`, Databricks' `xxhash64`. The
+    engines hash differently, so a fingerprint is only compared with one from the same engine."""
+
+    type = Numeric(38, 0)
+    name = "row_hash"
+    inherit_cache = True
+
+
+_spelled(
+    row_hash,
+    "CAST(hash({0}, {1}) AS DECIMAL(38, 0))",
+    databricks="CAST(xxhash64({0}, {1}) AS DECIMAL(38, 0))",
 )
