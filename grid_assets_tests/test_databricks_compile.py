@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateTable, SetColumnComment
 from sqlalchemy.sql import ClauseElement
 
+import grid_assets.lakehouse.duckdb  # noqa: F401  (registers DuckDB's column DDL hook)
 from grid_assets.models import metadata
 from grid_assets.models.base import Amount, Instant, JsonText, Money
 from grid_assets.models.gold import OrderStatusCounts
@@ -147,6 +148,18 @@ def test_column_comments_compile_inline_on_databricks_and_as_statements_on_duckd
         "COMMENT ON COLUMN gold.order_status_counts.status IS "
         "'Order status: placed, paid, shipped or cancelled.'"
     )
+
+
+def test_bronze_payload_is_zstd_compressed_on_duckdb_only() -> None:
+    """A column's `duckdb_compression` reaches DuckDB's DDL, nothing else's, and no other
+    column has one."""
+    events = metadata.tables["bronze.events"]
+    duckdb_ddl = normalized(str(CreateTable(events).compile(dialect=DUCKDB)))
+    assert "payload TEXT NOT NULL USING COMPRESSION zstd," in duckdb_ddl
+    assert duckdb_ddl.count("USING COMPRESSION") == 1
+    assert "COMPRESSION" not in databricks_ddl(events)
+    compressed = [c for t in TABLES for c in t.c if c.info.get("duckdb_compression")]
+    assert compressed == [events.c.payload]
 
 
 def test_contract_columns_compile_to_their_databricks_types() -> None:

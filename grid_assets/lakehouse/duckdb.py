@@ -30,7 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql import FromClause
 from tenacity import (
     RetryCallState,
@@ -189,6 +191,16 @@ class ArrowScan:
             yield relation
         finally:
             raw.unregister(name)
+
+
+@compiles(CreateColumn, "duckdb")
+def _with_compression(element: CreateColumn, compiler: Any, **kw: Any) -> str | None:
+    """A column whose model asks for a compression (`info={"duckdb_compression": ...}`) gets it
+    in DuckDB's DDL (`USING COMPRESSION`), where DuckDB would otherwise choose per segment.
+    Only new tables: a lakehouse created before keeps its columns as they were."""
+    text = compiler.visit_create_column(element, **kw)
+    how = element.element.info.get("duckdb_compression")
+    return f"{text} USING COMPRESSION {how}" if text and how else text
 
 
 @dataclass
