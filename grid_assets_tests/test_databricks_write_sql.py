@@ -351,7 +351,7 @@ def test_silver_unprocessed_events() -> None:
         """,
         {
             "ingest_seq_1": STORED_SEQ,
-            "ingest_seq_2": STORED_SEQ + 200_000,
+            "ingest_seq_2": STORED_SEQ + 150_000,
             "event_type_1": "pipeline.",
         },
     )

@@ -34,7 +34,7 @@ from grid_assets.transform.silver_rows import (
 )
 
 CONSUMER = "silver"
-BATCH_EVENTS = 200_000
+BATCH_EVENTS = 150_000
 CURSORS = Cursor.__table__
 LEDGER = EventLedger.__table__
 QUARANTINE = Quarantine.__table__
