@@ -8,6 +8,8 @@ thread of its own, so that it runs beside the lakehouse's writes rather than aga
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -20,3 +22,17 @@ def scratch_db() -> Any:
     if db is None:
         db = _local.db = duckdb.connect(config={"threads": 1})
     return db
+
+
+@contextmanager
+def scratch_with(**tables: Any) -> Iterator[Any]:
+    """This thread's scratch database with `tables` (Arrow tables) registered under their names
+    for the block, unregistered after it."""
+    db = scratch_db()
+    for name, table in tables.items():
+        db.register(name, table)
+    try:
+        yield db
+    finally:
+        for name in tables:
+            db.unregister(name)

@@ -31,7 +31,7 @@ import pyarrow as pa
 from grid_assets.ingest.arrow import pc
 from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS, Envelope, too_deep
 from grid_assets.ingest.landing import NEWLINE, LineBlock
-from grid_assets.scratch import scratch_db
+from grid_assets.scratch import scratch_with
 
 _PLAIN = r'"[ !#-\[\]-~]*"'
 # envelope._PLAIN_LINE is this head, then anything but a newline (a line has none), then `}}`
@@ -214,12 +214,8 @@ def _not_blank(strings: pa.Array) -> np.ndarray:
 
 def _json(payload: pa.Array, candidates: np.ndarray) -> np.ndarray:
     """Whether each candidate payload is JSON Python's grammar reads (False for the others)."""
-    db = scratch_db()
-    db.register("payloads", pa.table({"payload": payload, "candidate": candidates}))
-    try:
+    with scratch_with(payloads=pa.table({"payload": payload, "candidate": candidates})) as db:
         valid = db.sql(_VALID_JSON).to_arrow_table().column("valid").to_numpy()
-    finally:
-        db.unregister("payloads")
     # Arrow's regular expressions (RE2) run about twice as fast here as DuckDB's.
     lenient = pc.match_substring_regex(payload, _LENIENT).to_numpy(zero_copy_only=False)
     return valid & ~lenient
@@ -309,14 +305,12 @@ def _hashes(
     # time, half the wait). A plain projection keeps the rows' order.
     half = (len(members) + 1) // 2
     halves = pa.chunked_array([members.slice(0, half), members.slice(half)], members.type)
-    db = scratch_db()
-    db.register("members", pa.table({"m": halves}))
-    db.execute("SET threads = 2")
-    try:
-        return db.sql("SELECT sha256(m) AS h FROM members").to_arrow_table().column("h")
-    finally:
-        db.execute("SET threads = 1")
-        db.unregister("members")
+    with scratch_with(members=pa.table({"m": halves})) as db:
+        db.execute("SET threads = 2")
+        try:
+            return db.sql("SELECT sha256(m) AS h FROM members").to_arrow_table().column("h")
+        finally:
+            db.execute("SET threads = 1")
 
 
 def _empty() -> pa.Table:
