@@ -139,8 +139,7 @@ L = {name: _at(_LINE_PATHS, name) for name in _LINE_PATHS}
 # fails the whole statement otherwise), and each payload is parsed as few times as possible.
 _SCRIPT = f"""
 CREATE OR REPLACE TEMP TABLE readable AS
-SELECT pos, event_type, payload
-FROM (
+WITH keyed AS MATERIALIZED (  -- `k` computed once: inlined, each use of it would parse again
     SELECT
         pos,
         event_type,
@@ -154,6 +153,8 @@ FROM (
            OR strlen(payload) - strlen(replace(replace(payload, '{{', ''), '[', ''))
               <= {MAX_PAYLOAD_DEPTH})
       AND json_valid(payload))
+SELECT pos, event_type, payload
+FROM keyed
 WHERE starts_with(payload, '{{')  -- valid JSON: so an object
   AND {_distinct_keys("k")};
 
