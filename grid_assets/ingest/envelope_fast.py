@@ -23,6 +23,7 @@ A line any step cannot prove is left to `parse_line`, which stays the definition
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,8 @@ _LENIENT = (
     r"|[:,\[][ \t\n\r]*-?[0-9]+(?:\.[0-9]+)?[eE]"
 )
 # CASE: the reader never sees a payload that is not a candidate (one `too_deep` doubts).
+# The envelope hashes of a block are computed here while the block's thread checks the rest.
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-hash")
 _VALID_JSON = """
 SELECT CASE WHEN candidate THEN json_valid(payload) ELSE false END AS valid FROM payloads
 """
@@ -179,6 +182,8 @@ def _envelopes(
         return fields.take(pa.array(np.arange(k, _FIELDS * count, _FIELDS)))
 
     event_id, event_type, at_text, source, payload = (field(k) for k in (1, 3, 5, 7, 9))
+    # Hashed by DuckDB on a thread of its own (it releases the GIL) while this one goes on.
+    hashes = _HASHER.submit(_hashes, event_id, event_type, at_text, source, has_source)
     occurred_us, instant_ok = _instants(data, at_text, bounds[:, 5], bounds[:, 6])
     proven = instant_ok & _not_blank(event_id) & _not_blank(event_type)
     # Only a payload longer than MAX_BRACKETS bytes can hold that many: `too_deep` decides those.
@@ -195,7 +200,7 @@ def _envelopes(
             "occurred_at": pa.array(np.where(proven, occurred_us, 0), _UTC_INSTANT),
             "source": source,
             "payload": payload,
-            "envelope_hash": _hashes(event_id, event_type, at_text, source, has_source),
+            "envelope_hash": hashes.result(),
         }
     )
     return envelopes, proven
@@ -301,16 +306,8 @@ def _hashes(
         pc.if_else(pa.array(has_source), member("source", source), text("")),
         text(""),
     )
-    # Two halves on two threads: the core Bronze's writer leaves idle takes one (the same CPU
-    # time, half the wait). A plain projection keeps the rows' order.
-    half = (len(members) + 1) // 2
-    halves = pa.chunked_array([members.slice(0, half), members.slice(half)], members.type)
-    with scratch_with(members=pa.table({"m": halves})) as db:
-        db.execute("SET threads = 2")
-        try:
-            return db.sql("SELECT sha256(m) AS h FROM members").to_arrow_table().column("h")
-        finally:
-            db.execute("SET threads = 1")
+    with scratch_with(members=pa.table({"m": members})) as db:
+        return db.sql("SELECT sha256(m) AS h FROM members").to_arrow_table().column("h")
 
 
 def _empty() -> pa.Table:
