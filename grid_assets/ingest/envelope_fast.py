@@ -46,6 +46,7 @@ INSTANT = (
     r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 _QUOTE = ord('"')
+_BRACE = ord("}")
 _ZULU = ord("Z")
 _MINUS = ord("-")
 _SOURCE_KEY = ord("s")  # `,"source"` rather than `,"payload"` after occurred_at
@@ -102,8 +103,9 @@ def certify(block: LineBlock) -> Certified:
     data = np.frombuffer(block.data, np.uint8)
     starts, ends = block.starts, block.ends
     stops = ends - (data[ends - 1] == NEWLINE)  # a line without its newline
-    bodies = _slices(block.data, starts, stops)
-    index = np.flatnonzero(_utf8_layout(bodies))
+    last, before = (data.take(stops - k, mode="clip") for k in (1, 2))  # clip: never outside
+    closed = (stops - starts >= 2) & (last == _BRACE) & (before == _BRACE)
+    index = np.flatnonzero(_utf8_head(_lines(block.data, starts, ends)) & closed)
     if len(index):
         envelopes, proven = _envelopes(data, block.data, starts[index], stops[index])
         index, envelopes = index[proven], envelopes.filter(pa.array(proven))
@@ -111,28 +113,23 @@ def certify(block: LineBlock) -> Certified:
     return Certified.none()
 
 
-def _slices(data: bytes, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
-    """`data[starts[i]:stops[i]]` for every i, as one binary array (one copy, in Arrow)."""
-    offsets = np.empty(2 * len(starts) + 1, np.int64)
-    offsets[0:-1:2], offsets[1::2] = starts, stops
-    offsets[-1] = stops[-1]
-    spans = pa.Array.from_buffers(
-        pa.large_binary(), 2 * len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+def _lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """`data[starts[i]:ends[i]]` for every i, as one binary array viewing `data` (a block's
+    lines lie back to back: each starts where the one before ends)."""
+    offsets = np.append(starts[:1], ends)
+    return pa.Array.from_buffers(
+        pa.large_binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    return spans.take(pa.array(np.arange(0, 2 * len(starts), 2)))
 
 
-def _utf8_layout(bodies: pa.Array) -> np.ndarray:
-    """Which lines are UTF-8 in GRID's compact layout."""
+def _utf8_head(lines: pa.Array) -> np.ndarray:
+    """Which lines are UTF-8 and start with the compact layout's head."""
     try:
-        text = bodies.cast(pa.large_string())
+        text = lines.cast(pa.large_string())
     except pa.ArrowInvalid:  # some line is not UTF-8: those are left to the general path
-        utf8 = [_is_utf8(line) for line in bodies.to_pylist()]
-        text = pc.if_else(pa.array(utf8), bodies, pa.scalar(b"", bodies.type)).cast(
-            pa.large_string()
-        )
-    head = pc.match_substring_regex(text, LAYOUT_HEAD)
-    return pc.and_(head, pc.ends_with(text, "}}")).to_numpy(zero_copy_only=False)
+        utf8 = [_is_utf8(line) for line in lines.to_pylist()]
+        text = pc.if_else(pa.array(utf8), lines, pa.scalar(b"", lines.type)).cast(pa.large_string())
+    return pc.match_substring_regex(text, LAYOUT_HEAD).to_numpy(zero_copy_only=False)
 
 
 def _is_utf8(line: bytes) -> bool:
