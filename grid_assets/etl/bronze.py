@@ -137,20 +137,22 @@ def _classify(chunk: Chunk, parsed: ParsedChunk, now: datetime, run_id: str | No
         )
     if not len(positions):
         return batch
+    # Rows in line order: `order` (the rows themselves are taken once, below, not sorted).
     order = np.argsort(positions, kind="stable")
-    events, positions = events.take(pa.array(order)), positions[order]
-    # The first line of each event_id in the chunk is its version here; later ones are repeats.
+    positions = positions[order]
     codes = pc.dictionary_encode(events.column("event_id")).combine_chunks().indices.to_numpy()
+    codes = codes[order]
+    # The first line of each event_id in the chunk is its version here; later ones are repeats.
     _, firsts = np.unique(codes, return_index=True)  # by code: the row of the id's first line
     is_first = np.zeros(len(positions), bool)
     is_first[firsts] = True
     batch_pos = np.cumsum(is_first)  # of each first version (1, 2, ...)
     repeated = np.flatnonzero(~is_first)
-    envelopes = events.take(pa.array(repeated)).to_pylist()  # one take, not a slice each
+    envelopes = events.take(pa.array(order[repeated])).to_pylist()  # one take, not one each
     for row, values in zip(repeated.tolist(), envelopes, strict=True):
         line = chunk.lines.raw_line(int(positions[row]))
         batch.repeats.append((line, envelope_of(values), int(batch_pos[firsts[codes[row]]])))
-    rows = events.filter(pa.array(is_first))
+    rows = events.take(pa.array(order[is_first]))
     count = rows.num_rows
     batch.event_rows = pa.table(
         {

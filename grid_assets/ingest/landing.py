@@ -307,8 +307,9 @@ class FileRead:
         ends = np.flatnonzero(view == NEWLINE)[:count] + 1
         if len(ends) < count:  # the final line without its newline
             ends = np.append(ends, len(pending))
-        data = bytes(pending[: ends[-1]])
         del view
+        with memoryview(pending) as whole:  # one copy (a bytearray slice is one more)
+            data = bytes(whole[: ends[-1]])
         del pending[: len(data)]
         starts = np.empty_like(ends)
         starts[0], starts[1:] = 0, ends[:-1]
