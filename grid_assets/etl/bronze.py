@@ -45,6 +45,7 @@ from grid_assets.ingest.landing import (
 from grid_assets.lakehouse.core import Lakehouse
 from grid_assets.queries import bronze as q
 from grid_assets.queries.bronze import EVENTS, REJECTED
+from grid_assets.scratch import helper_thread
 
 log = logging.getLogger(__name__)
 BATCH_LINES = 100_000
@@ -358,5 +359,6 @@ def ingest_landing(
                 )
             )
 
-        write_behind(_prepared(_chunks(changed, progress, batch_lines), run_id), write)
+        with helper_thread():  # the fast path's second thread, for this step only
+            write_behind(_prepared(_chunks(changed, progress, batch_lines), run_id), write)
     return result

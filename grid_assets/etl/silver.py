@@ -26,6 +26,7 @@ from grid_assets.models.silver import Cursor, EventLedger, Order, OrderItem, Pro
 from grid_assets.queries import silver as q
 from grid_assets.queries.bronze import last_ingest_seq
 from grid_assets.queries.common import insert_missing
+from grid_assets.scratch import helper_thread
 from grid_assets.transform.silver_rows import (
     BRONZE_EVENTS,
     INSTANT,
@@ -236,5 +237,6 @@ def apply_new_events(
             events_written += prepared.ledger.num_rows
             step_progress.report(step_progress.StepProgress("silver", "events", events_written))
 
-        write_behind(prepared_batches(), write)
+        with helper_thread():  # the fast path's second thread, for this step only
+            write_behind(prepared_batches(), write)
     return result

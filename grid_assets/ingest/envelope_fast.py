@@ -23,7 +23,6 @@ A line any step cannot prove is left to `parse_line`, which stays the definition
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +31,7 @@ import pyarrow as pa
 from grid_assets.ingest.arrow import pc
 from grid_assets.ingest.envelope import DEFAULT_SOURCE, MAX_BRACKETS, Envelope, too_deep
 from grid_assets.ingest.landing import NEWLINE, LineBlock
-from grid_assets.scratch import scratch_with
+from grid_assets.scratch import beside, scratch_with
 
 _PLAIN = r'"[ !#-\[\]-~]*"'
 # envelope._PLAIN_LINE is this head, then anything but a newline (a line has none), then `}}`
@@ -65,8 +64,6 @@ _LENIENT = (
     r"|[:,\[][ \t\n\r]*-?[0-9]+(?:\.[0-9]+)?[eE]"
 )
 # CASE: the reader never sees a payload that is not a candidate (one `too_deep` doubts).
-# The envelope hashes of a block are computed here while the block's thread checks the rest.
-_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-hash")
 _VALID_JSON = """
 SELECT CASE WHEN candidate THEN json_valid(payload) ELSE false END AS valid FROM payloads
 """
@@ -180,7 +177,7 @@ def _envelopes(
 
     event_id, event_type, at_text, source, payload = (field(k) for k in (1, 3, 5, 7, 9))
     # Hashed by DuckDB on a thread of its own (it releases the GIL) while this one goes on.
-    hashes = _HASHER.submit(_hashes, event_id, event_type, at_text, source, has_source)
+    hashes = beside(_hashes, event_id, event_type, at_text, source, has_source)
     occurred_us, instant_ok = _instants(data, at_text, bounds[:, 5], bounds[:, 6])
     proven = instant_ok & _not_blank(event_id) & _not_blank(event_type)
     # Only a payload longer than MAX_BRACKETS bytes can hold that many: `too_deep` decides those.

@@ -37,12 +37,10 @@ fetched for Python.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pyarrow as pa
 
 from grid_assets.ingest.arrow import pc
-from grid_assets.scratch import scratch_with
+from grid_assets.scratch import beside, scratch_with
 from grid_assets.transform.payload import MAX_PAYLOAD_DEPTH
 
 # Every JSON number follows one of `:,[` (and whitespace): a digit run there that ends in an
@@ -250,9 +248,8 @@ _ITEMS_OF_CERTIFIED = (
 
 
 # Each event is certified on its own, so a batch can be certified in two halves: one on the
-# calling thread, one here (DuckDB releases the GIL; one DuckDB on two threads parallelises
+# calling thread, one beside it (DuckDB releases the GIL; one DuckDB on two threads parallelises
 # these short statements poorly). Below `_SPLIT_FROM` events a second thread is not worth it.
-_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-certify")
 _SPLIT_FROM = 2_000
 
 
@@ -284,7 +281,7 @@ def certify(events: pa.Table) -> Certified:
     if events.num_rows < _SPLIT_FROM:
         return _certify(events, 0)
     half = events.num_rows // 2
-    second = _HELPER.submit(_certify, events.slice(half), half)
+    second = beside(_certify, events.slice(half), half)
     first = _certify(events.slice(0, half), 0)
     return first.then(second.result())
 
