@@ -300,3 +300,31 @@ def test_repeated_keys_are_found_at_every_position() -> None:
     )
     assert silver_fast.certify(events).positions() == set(range(7))  # the unrepeated ones
     assert _assert_same(events) == 7
+
+
+def test_each_payloads_keys_are_listed_once() -> None:
+    """The repeated-key test reads the key list some forty times. Computed in a subquery that
+    DuckDB may inline, `json_keys` was evaluated at each of those reads, which doubled the
+    whole certification: the plan must list it once at most."""
+    import duckdb
+
+    readable = silver_fast._SCRIPT.split(";")[0]
+    assert "CREATE OR REPLACE TEMP TABLE readable AS" in readable
+    query = readable.split(" AS\n", 1)[1]
+    db = duckdb.connect()
+    db.register(
+        "events",
+        pa.table(
+            {
+                "pos": pa.array([0], pa.int64()),
+                "event_type": ["order.paid"],
+                "payload": ['{"order_id":"O-1"}'],
+                "doubt": [False],
+            }
+        ),
+    )
+    plan = db.execute("EXPLAIN (FORMAT JSON) " + query).fetchall()[0][1]
+    assert plan.count("json_keys") <= 1
+    # The same query with the key list in a plain subquery, as it was: inlined everywhere.
+    inlined = query.replace("WITH keyed AS MATERIALIZED (", "WITH keyed AS (")
+    assert db.execute("EXPLAIN (FORMAT JSON) " + inlined).fetchall()[0][1].count("json_keys") > 10
