@@ -224,7 +224,12 @@ def _write_batch(
                 else:
                     batch.rejected.append((line, "event_id_conflict", envelope.event_id))
             base = int(conn.execute(q.last_ingest_seq()).scalar_one())
-            conn.execute(q.insert_new_events(stage, base, all_new=not stored))
+            if lakehouse.transactional:  # skip what was found above, by position
+                found = pa.table({"batch_pos": pa.array(sorted(stored), pa.int64())})
+                with lakehouse.staged(conn, found, EVENTS) as known:
+                    conn.execute(q.insert_new_events(stage, base, not stored, stored=known))
+            else:  # no transaction: the anti-join makes the statement safe to run again
+                conn.execute(q.insert_new_events(stage, base, all_new=not stored))
             result.events_inserted += batch.event_rows.num_rows - len(stored)
     if batch.rejected:
         for _, reason, _ in batch.rejected:

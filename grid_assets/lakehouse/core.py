@@ -58,6 +58,9 @@ class Backend(Protocol):
     """What one engine does its own way."""
 
     engine: Engine
+    # A unit of work (`Lakehouse.begin`) is one transaction: its statements read one snapshot,
+    # no other writer's changes among them, and commit together or not at all.
+    transactional: bool
 
     def open(self) -> Connection:
         """A new connection (DuckDB waits for its file lock; Databricks bounds the connect)."""
@@ -103,6 +106,10 @@ class Lakehouse:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def transactional(self) -> bool:
+        return self.backend.transactional
 
     @property
     def schema_map(self) -> dict[str, str]:

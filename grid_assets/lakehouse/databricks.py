@@ -431,6 +431,7 @@ class DatabricksBackend:
     stager: Stager | None = None
     # A volume the pipeline itself creates (the derived default), as catalog.schema.volume.
     create_volume: str | None = None
+    transactional = False
 
     def __post_init__(self) -> None:
         if self.stager is None:

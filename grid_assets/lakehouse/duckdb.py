@@ -207,6 +207,7 @@ def _with_compression(element: CreateColumn, compiler: Any, **kw: Any) -> str | 
 class DuckDBBackend(ArrowScan):
     engine: Engine
     lock_timeout_s: float
+    transactional = True
 
     def open(self) -> Connection:
         """A connection, waiting while another process holds the file's lock.

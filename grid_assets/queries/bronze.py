@@ -56,17 +56,29 @@ def stored_versions(stage: FromClause) -> Select:
     )
 
 
-def insert_new_events(stage: FromClause, base_seq: int, all_new: bool = False) -> Insert:
+def insert_new_events(
+    stage: FromClause, base_seq: int, all_new: bool = False, stored: FromClause | None = None
+) -> Insert:
     """The staged events whose id Bronze does not hold, numbered `base_seq + 1, ...` in batch
     order among themselves, so arrival positions have no gaps wherever batches end.
 
     `all_new`: none of them was stored when the batch looked, so each one's number is its
-    batch position and no ranking is needed (the anti-join stays: run again, it adds nothing)."""
+    batch position and no ranking is needed.
+
+    Which ids Bronze holds is decided by an anti-join on `event_id` (a second scan of every
+    stored id), so that the statement run again adds nothing; or, given `stored` (the
+    `batch_pos` of the events `stored_versions` found, in the same transaction: one snapshot,
+    no other writer between), by those positions alone."""
     columns = [c.name for c in EVENTS.c if c.name != "ingest_seq"]
     rank = stage.c.batch_pos if all_new else func.row_number().over(order_by=stage.c.batch_pos)
     new_rows = select(
         *(stage.c[c] for c in columns), (rank + literal(base_seq)).label("ingest_seq")
-    ).where(~EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists())
+    )
+    if stored is None:
+        held = EVENTS.select().where(EVENTS.c.event_id == stage.c.event_id).exists()
+        new_rows = new_rows.where(~held)
+    elif not all_new:
+        new_rows = new_rows.where(stage.c.batch_pos.not_in(select(stored.c.batch_pos)))
     return EVENTS.insert().from_select([*columns, "ingest_seq"], new_rows)
 
 
