@@ -53,8 +53,9 @@ class SilverResult:
     cursor: int = 0
 
     def add(self, batch: SilverBatch) -> None:
-        for outcome in batch.outcomes:
-            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        for found in pc.value_counts(batch.outcomes).to_pylist():
+            outcome, count = found["values"], found["counts"]
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
         for name, table in (
             ("silver.products", batch.products),
             ("silver.orders", batch.orders),
@@ -101,7 +102,7 @@ def _ledger_rows(events: pa.Table, batch: SilverBatch, run_id, now) -> pa.Table:
             "event_id": events.column("event_id"),
             "ingest_seq": events.column("ingest_seq"),
             "event_type": events.column("event_type"),
-            "outcome": pa.array(batch.outcomes, pa.string()),
+            "outcome": batch.outcomes,
             "processed_at": pa.repeat(pa.scalar(now, INSTANT), n),
             "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         }

@@ -37,6 +37,7 @@ fetched for Python.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from grid_assets.ingest.arrow import pc
@@ -269,10 +270,10 @@ class Certified:
             pa.concat_tables([self.items, other.items]),
         )
 
-    def positions(self) -> set[int]:
-        return set(self.products.column("pos").to_pylist()) | set(
-            self.orders.column("pos").to_pylist()
-        )
+    def positions(self) -> np.ndarray:
+        """The certified events' positions, increasing (an event is a product's or an order's)."""
+        tables = (self.products, self.orders)
+        return np.sort(np.concatenate([table.column("pos").to_numpy() for table in tables]))
 
 
 def certify(events: pa.Table) -> Certified:

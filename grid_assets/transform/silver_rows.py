@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.errors
 import pyarrow as pa
 
+from grid_assets.ingest.arrow import pc
 from grid_assets.schemas import values
 from grid_assets.schemas.silver import OrderItemSchema, OrderSchema, ProductSchema
 from grid_assets.transform import silver_fast
@@ -61,7 +63,7 @@ class SilverBatch:
     # event_id -> every rule it broke, sorted and without repeats: the stored list then depends
     # on the event alone, not on which batch (or which run after a crash) it was validated in.
     quarantine: dict[str, list[str]]
-    outcomes: list[str]  # per Bronze event, in batch order: applied | quarantined | ...
+    outcomes: pa.Array  # strings, per Bronze event, in batch order: applied | quarantined | ...
 
 
 class _Rows:
@@ -272,25 +274,31 @@ def _event_error(events: pa.Table, cause: Exception) -> SilverEventError:
     )
 
 
-_OUTCOME_OF_TYPE = {
-    **dict.fromkeys(NOT_DOMAIN_EVENTS, "not_domain"),
-    **dict.fromkeys((*PRODUCT_EVENTS, *ORDER_EVENTS), "applied"),
-}
+# An event's outcome by its type alone (a domain event is applied unless a rule says otherwise),
+# as codes into OUTCOMES.
+OUTCOMES = pa.array(["applied", "quarantined", "not_domain", "unknown_type"], pa.string())
+_APPLIED, _QUARANTINED, _NOT_DOMAIN, _UNKNOWN_TYPE = range(len(OUTCOMES))
+_DOMAIN_TYPES = pa.array([*PRODUCT_EVENTS, *ORDER_EVENTS], pa.string())
+_NOT_DOMAIN_TYPES = pa.array(NOT_DOMAIN_EVENTS, pa.string())
 
 
 def _build_with_fast_path(events: pa.Table) -> SilverBatch:
     """`_build`'s result, with the events `silver_fast` certifies laid out by DuckDB and only
     the other domain events read by `_build`; rows keep `_build`'s order (event, then line)."""
     certified = silver_fast.certify(events)
-    done = certified.positions()
-    types = events.column("event_type").to_pylist()
-    outcomes = [_OUTCOME_OF_TYPE.get(t, "unknown_type") for t in types]
-    rest = [p for p, o in enumerate(outcomes) if o == "applied" and p not in done]
+    types = events.column("event_type")
+    domain = pc.is_in(types, value_set=_DOMAIN_TYPES).to_numpy(zero_copy_only=False)
+    not_domain = pc.is_in(types, value_set=_NOT_DOMAIN_TYPES).to_numpy(zero_copy_only=False)
+    codes = np.where(domain, _APPLIED, np.where(not_domain, _NOT_DOMAIN, _UNKNOWN_TYPE))
+    undecided = domain.copy()
+    undecided[certified.positions()] = False
+    rest = np.flatnonzero(undecided)
     python = _build(events.take(pa.array(rest, pa.int64())))
-    for position, outcome in zip(rest, python.outcomes, strict=True):
-        outcomes[position] = outcome
+    quarantined = pc.equal(python.outcomes, "quarantined").to_numpy(zero_copy_only=False)
+    codes[rest[quarantined]] = _QUARANTINED
+    outcomes = OUTCOMES.take(pa.array(codes))
     rest_ids = events.column("event_id").take(pa.array(rest, pa.int64())).to_pylist()
-    position_of = dict(zip(rest_ids, rest, strict=True))
+    position_of = dict(zip(rest_ids, rest.tolist(), strict=True))
     ids = events.column("event_id")
     occurred = events.column("occurred_at")
 
@@ -374,7 +382,7 @@ def _build(events: pa.Table) -> SilverBatch:
         orders=_orders_arrow(order_rows, order_placed_at, order_at, reasons),
         order_items=_items_arrow(item_rows, reasons),
         quarantine={k: sorted(set(v)) for k, v in reasons.items()},
-        outcomes=outcomes,
+        outcomes=pa.array(outcomes, pa.string()),
     )
 
 
