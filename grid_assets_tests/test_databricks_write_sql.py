@@ -400,7 +400,8 @@ def test_silver_event_ledger_insert() -> None:
 
 
 def test_silver_delete_superseded_items() -> None:
-    """silver._apply: drop lines of the batch's orders that are not from the latest placement."""
+    """silver._apply: drop lines of the batch's placed orders that are not from the latest
+    placement."""
     stage = staged_on_databricks(Order.__table__, EMPTY_BATCH.orders)
     assert_pinned(
         silver_queries.delete_superseded_items(stage),
@@ -408,7 +409,8 @@ def test_silver_delete_superseded_items() -> None:
         DELETE FROM silver.order_items
         WHERE silver.order_items.order_id IN (SELECT stage_orders.order_id
             FROM parquet.`/Volumes/main/ops/stage/grid/run-1/silver-orders-000001.parquet`
-              AS stage_orders)
+              AS stage_orders
+            WHERE stage_orders.placed_event_id IS NOT NULL)
           AND NOT (EXISTS (SELECT * FROM silver.orders
             WHERE silver.orders.order_id = silver.order_items.order_id
               AND silver.orders.placed_event_id = silver.order_items.event_id))

@@ -110,9 +110,15 @@ def merge_orders(stage: FromClause) -> Merge:
 
 
 def delete_superseded_items(stage_orders: FromClause) -> Delete:
-    """Drop lines of touched orders that no longer come from the order's latest placement."""
+    """Drop lines of touched orders that no longer come from the order's latest placement.
+
+    Only an order the batch holds a placement for can have its placement moved (`merge_orders`
+    moves it with a newer `order.placed` alone), so only those orders' lines are looked at: a
+    batch's placements are mostly new orders, whose ids the engine finds in the last row groups
+    of `order_items` by their min/max statistics, where a status event may touch any order."""
+    placed = select(stage_orders.c.order_id).where(stage_orders.c.placed_event_id.is_not(None))
     return delete(ORDER_ITEMS).where(
-        ORDER_ITEMS.c.order_id.in_(select(stage_orders.c.order_id)),
+        ORDER_ITEMS.c.order_id.in_(placed),
         ~exists().where(
             ORDERS.c.order_id == ORDER_ITEMS.c.order_id,
             ORDERS.c.placed_event_id == ORDER_ITEMS.c.event_id,
