@@ -293,11 +293,12 @@ def _build_with_fast_path(events: pa.Table) -> SilverBatch:
     undecided = domain.copy()
     undecided[certified.positions()] = False
     rest = np.flatnonzero(undecided)
-    python = _build(events.take(pa.array(rest, pa.int64())))
+    rest_events = events.take(pa.array(rest))
+    python = _build(rest_events)
     quarantined = pc.equal(python.outcomes, "quarantined").to_numpy(zero_copy_only=False)
     codes[rest[quarantined]] = _QUARANTINED
     outcomes = OUTCOMES.take(pa.array(codes))
-    rest_ids = events.column("event_id").take(pa.array(rest, pa.int64())).to_pylist()
+    rest_ids = rest_events.column("event_id").to_pylist()
     position_of = dict(zip(rest_ids, rest.tolist(), strict=True))
     ids = events.column("event_id")
     occurred = events.column("occurred_at")
