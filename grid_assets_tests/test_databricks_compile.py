@@ -150,16 +150,31 @@ def test_column_comments_compile_inline_on_databricks_and_as_statements_on_duckd
     )
 
 
-def test_bronze_payload_is_zstd_compressed_on_duckdb_only() -> None:
-    """A column's `duckdb_compression` reaches DuckDB's DDL, nothing else's, and no other
-    column has one."""
-    events = metadata.tables["bronze.events"]
+def test_column_compressions_reach_duckdbs_ddl_only() -> None:
+    """A column's `duckdb_compression` reaches DuckDB's DDL, nothing else's: Bronze's payloads
+    in zstd, Silver's columns of event ids stored plain, every other column left to DuckDB."""
+    events, ledger = metadata.tables["bronze.events"], metadata.tables["silver.event_ledger"]
     duckdb_ddl = normalized(str(CreateTable(events).compile(dialect=DUCKDB)))
     assert "payload TEXT NOT NULL USING COMPRESSION zstd," in duckdb_ddl
     assert duckdb_ddl.count("USING COMPRESSION") == 1
-    assert "COMPRESSION" not in databricks_ddl(events)
-    compressed = [c for t in TABLES for c in t.c if c.info.get("duckdb_compression")]
-    assert compressed == [events.c.payload]
+    ledger_ddl = normalized(str(CreateTable(ledger).compile(dialect=DUCKDB)))
+    assert "event_id VARCHAR NOT NULL USING COMPRESSION uncompressed," in ledger_ddl
+    assert ledger_ddl.count("USING COMPRESSION") == 1
+    for table in TABLES:
+        assert "COMPRESSION" not in databricks_ddl(table), table.fullname
+    compressed = {
+        f"{t.fullname}.{c.name}": c.info["duckdb_compression"]
+        for t in TABLES
+        for c in t.c
+        if c.info.get("duckdb_compression")
+    }
+    assert compressed == {
+        "bronze.events.payload": "zstd",
+        "silver.event_ledger.event_id": "uncompressed",
+        "silver.orders.status_event_id": "uncompressed",
+        "silver.orders.placed_event_id": "uncompressed",
+        "silver.order_items.event_id": "uncompressed",
+    }
 
 
 def test_contract_columns_compile_to_their_databricks_types() -> None:

@@ -43,6 +43,12 @@ Amount = Numeric(18, 2, asdecimal=True)
 # Raw JSON is kept as text so it is byte-for-byte what GRID sent (Databricks: STRING).
 JsonText = Text()
 Key = String()
+# Column `info` for a Silver column of event ids (random text, each mostly once): on DuckDB
+# stored as it is. Its dictionary/FSST compression roughly halved such a column but cost about
+# 0.7 CPU-s per million values at every commit's checkpoint, work Silver's writer waits on;
+# low-cardinality text (types, statuses, currencies) keeps DuckDB's choice. See
+# lakehouse.duckdb (`USING COMPRESSION`, new tables only) and docs/performance.md.
+EVENT_IDS_STORED_PLAIN = {"duckdb_compression": "uncompressed"}
 
 
 class Base(DeclarativeBase):

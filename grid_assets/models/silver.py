@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from grid_assets.models.base import Base, Instant, JsonText, Key, Money
+from grid_assets.models.base import EVENT_IDS_STORED_PLAIN, Base, Instant, JsonText, Key, Money
 
 
 class Product(Base):
@@ -96,10 +96,11 @@ class Order(Base):
         comment="When the order's latest event of any kind occurred, in UTC.",
     )
     status_event_id: Mapped[str] = mapped_column(
-        Key, nullable=False, comment="The event that set status."
+        Key, nullable=False, info=EVENT_IDS_STORED_PLAIN, comment="The event that set status."
     )
     placed_event_id: Mapped[str | None] = mapped_column(
         Key,
+        info=EVENT_IDS_STORED_PLAIN,
         comment=(
             "The order.placed event that customer_id, currency, placed_at and the lines come from; "
             "null until it arrives."
@@ -144,6 +145,7 @@ class OrderItem(Base):
     event_id: Mapped[str] = mapped_column(
         Key,
         nullable=False,
+        info=EVENT_IDS_STORED_PLAIN,
         comment="The order.placed event the line comes from (the order's placed_event_id).",
     )
 
@@ -189,7 +191,10 @@ class EventLedger(Base):
     __table_args__ = {"schema": "silver"}
 
     event_id: Mapped[str] = mapped_column(
-        Key, primary_key=True, comment="A GRID event Silver read from bronze.events."
+        Key,
+        primary_key=True,
+        info=EVENT_IDS_STORED_PLAIN,
+        comment="A GRID event Silver read from bronze.events.",
     )
     ingest_seq: Mapped[int] = mapped_column(
         BigInteger, nullable=False, comment="Its arrival position in bronze.events."
