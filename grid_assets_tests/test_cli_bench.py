@@ -68,3 +68,26 @@ def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) ->
     )
     table = (tmp_path / "results.md").read_text()
     assert table.splitlines()[-1].startswith("| 200 |") and table in result.output
+
+
+def test_cached_traffic_is_reused_while_intact_and_generated_again_once_changed(
+    tmp_path: Path,
+) -> None:
+    from grid_bench.throughput import ensure_traffic
+
+    landing = ensure_traffic(tmp_path, 300, 1, 2)
+    generated = {p.name: p.read_bytes() for p in landing.iterdir()}
+    stamps = {p.name: p.stat().st_mtime_ns for p in landing.iterdir()}
+    assert len(generated) == 2
+    assert ensure_traffic(tmp_path, 300, 1, 2) == landing
+    assert {p.name: p.stat().st_mtime_ns for p in landing.iterdir()} == stamps  # reused
+
+    first = sorted(generated)[0]
+    (landing / first).write_bytes(b'{"event_id": "other input"}\n')  # overwritten in place
+    (landing / "stray.ndjson").write_bytes(b"{}\n")
+    ensure_traffic(tmp_path, 300, 1, 2)
+    assert {p.name: p.read_bytes() for p in landing.iterdir()} == generated
+
+    # Asked for with another number of files: the same folder name, other traffic.
+    ensure_traffic(tmp_path, 300, 1, 3)
+    assert len(list(landing.iterdir())) == 3

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -79,24 +80,48 @@ def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]
     return elapsed, usage.ru_maxrss // 1024, out_chunks
 
 
+def _landing_files(landing: Path) -> dict[str, list[int]]:
+    """Each landing file's size and modification time, as the cache marker records them."""
+    if not landing.is_dir():
+        return {}
+    return {
+        path.name: [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(landing.iterdir())
+        if path.is_file()
+    }
+
+
 def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
+    """The landing folder of N lines of traffic, generated once and reused while it is intact.
+
+    The marker beside it records what was generated, file by file; traffic that no longer
+    matches it (a file rewritten, cut, added or removed, or another `files` asked for) is
+    generated again, so that a benchmark never measures other input than it names."""
     from grid_sim import generate_traffic
 
     landing = workdir / f"n{n}-seed{seed}" / "landing"
     marker = landing.parent / "generated.json"
-    if not marker.exists():
-        started = time.perf_counter()
-        summary = generate_traffic(landing, n_events=n, seed=seed, n_files=files)
-        marker.write_text(
-            json.dumps(
-                {
-                    "events": n,
-                    "seed": seed,
-                    "valid": summary.valid_events,
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-            )
+    if marker.exists():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("files") == files and recorded.get("landing") == _landing_files(landing):
+            return landing
+        print(f"{landing}: changed since it was generated; generating it again", file=sys.stderr)
+        marker.unlink()
+    shutil.rmtree(landing, ignore_errors=True)
+    started = time.perf_counter()
+    summary = generate_traffic(landing, n_events=n, seed=seed, n_files=files)
+    marker.write_text(
+        json.dumps(
+            {
+                "events": n,
+                "seed": seed,
+                "files": files,
+                "valid": summary.valid_events,
+                "seconds": round(time.perf_counter() - started, 1),
+                "landing": _landing_files(landing),
+            }
         )
+    )
     return landing
 
 
