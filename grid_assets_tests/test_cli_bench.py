@@ -66,8 +66,17 @@ def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) ->
         row["checks_s"] > 0
         and row["startup_s"] + row["checks_s"] + row["assets_s"] < row["grid_run_s"]
     )
+    # The reference's statements timed by layer (the core reference has no layer headers).
+    layers = row["reference_layers_s"]
+    assert set(layers) == {"bronze", "silver", "gold"} and min(layers.values()) > 0
+    assert sum(layers.values()) < row["reference_s"] and row["core_reference_layers_s"] == {}
     table = (tmp_path / "results.md").read_text()
-    assert table.splitlines()[-1].startswith("| 200 |") and table in result.output
+    assert table in result.output
+    main, by_layer = table.split("\n\n")[1:]
+    assert main.splitlines()[-1].startswith("| 200 |")
+    assert by_layer.splitlines()[0].startswith("| events | Bronze s | same-work SQL Bronze s |")
+    cells = by_layer.splitlines()[-1].strip("| ").split(" | ")
+    assert cells[0] == "200" and cells[2::2] == [f"{layers[k]:.2f}" for k in layers]
 
 
 def test_cached_traffic_is_reused_while_intact_and_generated_again_once_changed(

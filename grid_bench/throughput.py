@@ -46,16 +46,24 @@ print(json.dumps(times))
 """
 
 REFERENCE_WORKER = r"""
-import pathlib, re, sys, duckdb
+import json, pathlib, re, sys, time, duckdb
 landing, db, script = sys.argv[1], sys.argv[2], sys.argv[3]
 files = [str(p) for p in sorted(pathlib.Path(landing).iterdir())
          if p.name.endswith(('.ndjson', '.jsonl', '.ndjson.gz', '.jsonl.gz'))]
 con = duckdb.connect(db)
 con.execute("SET VARIABLE files = ?", [files])
+# Seconds per layer, by the script's `-- Bronze ---` style headers (none: nothing reported).
+layer, layers = None, {}
 for statement in re.split(r";\s*\n", pathlib.Path(script).read_text()):
+    header = re.search(r"^-- (Bronze|Silver|Gold) -", statement, re.M)
+    layer = header.group(1).lower() if header else layer
     if any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines()):
+        started = time.perf_counter()
         con.execute(statement)
+        if layer:
+            layers[layer] = layers.get(layer, 0.0) + time.perf_counter() - started
 con.close()
+print(json.dumps(layers))
 """
 # Package data (pyproject.toml), so an installed grid_bench finds them too.
 REFERENCES = {
@@ -161,15 +169,24 @@ def bench_one(workdir: Path, n: int, seed: int, files: int, grid_only: bool = Fa
         "stages_rss_mib": stage_rss,
     }
     for name, script in REFERENCES.items():
-        seconds, rss, _ = peak_rss_mib(
+        seconds, rss, out = peak_rss_mib(
             [sys.executable, "-c", REFERENCE_WORKER, str(landing), str(dbs[name]), str(script)],
             env,
         )
         result[f"{name}_s"], result[f"{name}_rss_mib"] = seconds, rss
+        result[f"{name}_layers_s"] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
 def render(results: list[dict]) -> str:
+    """The results table, then (unless --grid-only) the layers beside the reference's."""
+    table = _table(results)
+    if results and "stages" in results[0]:
+        table += "\n\n" + _layers(results)
+    return table
+
+
+def _table(results: list[dict]) -> str:
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
@@ -203,13 +220,28 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _layers(results: list[dict]) -> str:
+    """Each layer's seconds: the pipeline's unit of work alone (Silver and Gold on what the
+    units before them wrote), the same-work reference's statements of that layer."""
+    lines = [
+        "| events | Bronze s | same-work SQL Bronze s | Silver s | same-work SQL Silver s "
+        "| Gold s | same-work SQL Gold s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ours, theirs = r["stages"], r["reference_layers_s"]
+        cells = [f"{ours[k]:.2f} | {theirs[k]:.2f}" for k in ("bronze", "silver", "gold")]
+        lines.append(f"| {r['events']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run(events: list[int], seed: int, files: int, workdir: Path, grid_only: bool) -> None:
     """Benchmark each size in turn (one table row printed as each ends), then the whole table,
     also written to `workdir` as results[-grid-only].md and .json."""
     results = []
     for n in events:
         results.append(bench_one(workdir, n, seed, files, grid_only))
-        print(render(results[-1:]).splitlines()[-1], flush=True)
+        print(_table(results[-1:]).splitlines()[-1], flush=True)
     report = render(results)
     workdir.mkdir(parents=True, exist_ok=True)
     stem = "results-grid-only" if grid_only else "results"
