@@ -27,8 +27,16 @@ from grid_assets_tests.test_silver_hostile_payloads import CLEAN, HOSTILE
 from grid_sim import generate_traffic
 
 EVENT_INSTANTS = {"occurred_at", "placed_at", "updated_at"}  # taken from events, so compared
-BATCH = {"batch_events": 700, "backlog_from": 10**9}
-WINDOWS = {"batch_events": 300, "backlog_from": 1000, "window_events": 1500}
+
+
+def by_batches(lakehouse: Lakehouse) -> SilverResult:
+    return apply_new_events(lakehouse, batch_events=700, backlog_from=10**9)
+
+
+def by_windows(lakehouse: Lakehouse) -> SilverResult:
+    """Windows of 1,500 positions while more than 1,000 are left, the Python grammar's share
+    in chunks of 300, the rest in batches of 300."""
+    return apply_new_events(lakehouse, batch_events=300, backlog_from=1000, window_events=1500)
 
 
 def _silver(lakehouse: Lakehouse) -> dict[str, list[tuple]]:
@@ -71,7 +79,7 @@ def _result(result: SilverResult) -> tuple:
 
 def test_windows_give_the_batch_loops_rows(bronze: Path) -> None:
     batches, windows = _copy(bronze, "batches.duckdb"), _copy(bronze, "windows.duckdb")
-    by_batches = apply_new_events(batches, **BATCH)
+    batched = by_batches(batches)
     calls: list[tuple[int, int]] = []
     apply_window = silver_backlog.apply_window
 
@@ -81,46 +89,60 @@ def test_windows_give_the_batch_loops_rows(bronze: Path) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(silver_backlog, "apply_window", counted)
-        by_windows = apply_new_events(windows, **WINDOWS)
+        windowed = by_windows(windows)
     # Several windows, then a tail of at most `backlog_from` positions for the batches.
     assert len(calls) >= 2 and calls[0][0] == 0
     assert all(upto - after == 1500 for after, upto in calls)
-    assert by_windows.cursor - calls[-1][1] <= 1000
-    assert by_batches.outcomes.get("quarantined", 0) > len(HOSTILE)
-    assert _result(by_windows) == _result(by_batches)
+    assert windowed.cursor - calls[-1][1] <= 1000
+    assert batched.outcomes.get("quarantined", 0) > len(HOSTILE)
+    assert _result(windowed) == _result(batched)
     assert _silver(windows) == _silver(batches)
 
 
-def test_a_window_that_fails_writes_nothing(bronze: Path) -> None:
-    lakehouse = _copy(bronze, "windows.duckdb")
-
+def _python_fails(patch: pytest.MonkeyPatch) -> None:
     def broken(events):
         raise RuntimeError("a defect of the Python grammar")
 
+    patch.setattr(silver_backlog, "build_silver_batch", broken)
+
+
+def _engine_fails(patch: pytest.MonkeyPatch) -> None:
+    # A statement the engine refuses halfway through the window (after the certification).
+    patch.setattr(silver_backlog, "_UNPROVEN", "SELECT no_such_column FROM window_events")
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [(_python_fails, "a defect"), (_engine_fails, "no_such_column")],
+    ids=["python", "engine"],
+)
+def test_a_window_that_fails_writes_nothing(bronze: Path, failure, message: str) -> None:
+    lakehouse = _copy(bronze, "windows.duckdb")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(silver_backlog, "build_silver_batch", broken)
-        with pytest.raises(RuntimeError, match="a defect"):
-            apply_new_events(lakehouse, **WINDOWS)
+        failure(patch)
+        # The failure itself is what surfaces, not an error of the clean-up after it.
+        with pytest.raises(Exception, match=message):
+            by_windows(lakehouse)
     assert all(rows == [] for rows in _silver(lakehouse).values())
     with lakehouse.connect() as conn:
         assert conn.execute(select(Cursor.__table__)).all() == []
     # Nothing was left behind that stops the next run.
-    apply_new_events(lakehouse, **WINDOWS)
+    by_windows(lakehouse)
     assert _silver(lakehouse) == _silver(_built_by_batches(bronze))
 
 
 def _built_by_batches(bronze: Path) -> Lakehouse:
     lakehouse = _copy(bronze, "batches.duckdb")
-    apply_new_events(lakehouse, **BATCH)
+    by_batches(lakehouse)
     return lakehouse
 
 
 def test_windows_applied_again_after_a_lost_cursor_write_nothing_twice(bronze: Path) -> None:
     lakehouse = _copy(bronze, "windows.duckdb")
-    first = apply_new_events(lakehouse, **WINDOWS)
+    first = by_windows(lakehouse)
     before = _silver(lakehouse)
     with lakehouse.begin() as conn:
         conn.execute(delete(Cursor.__table__))
-    again = apply_new_events(lakehouse, **WINDOWS)
+    again = by_windows(lakehouse)
     assert again.events_read == first.events_read
     assert _silver(lakehouse) == before

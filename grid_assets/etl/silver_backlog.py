@@ -140,40 +140,39 @@ def apply_window(
     now = datetime.now(UTC)
     raw = conn.connection.driver_connection
     assert raw is not None
+    # Every scratch table is created in the window's transaction: a failure rolls them back
+    # with the rest (dropping them after a failed statement would fail in its turn and hide it).
     with conn.begin():
-        try:
-            # Not str.format: the doubt expression has braces of its own.
-            raw.execute(_WINDOW.replace("{after}", str(after)).replace("{upto}", str(upto)))
-            first, cursor, events = raw.execute(
-                "SELECT min(pos), max(pos), count(*) FROM window_events"
-            ).fetchall()[0]
-            if not events:
-                return 0
-            raw.execute(silver_fast.SCRIPT)
-            raw.execute(_UNPROVEN)
-            quarantined = _decide_unproven(raw, run_id, now, chunk_events)
-            for statement in _STAGES[:-1]:
-                raw.execute(statement)
-            raw.execute(_STAGES[-1], {"now": now, "run_id": run_id})
-            counts = {
-                table: raw.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-                for table, name in _STAGED.items()
-            }
-            written = silver.apply_staged(
-                conn,
-                lambda table: nullcontext(_relation(_STAGED[table], table)),
-                counts,
-                first,
-                cursor,
-            )
-            silver.finish_unit(conn, written, cursor, now, run_id)
-            outcomes = raw.execute(
-                "SELECT outcome, count(*) FROM stage_event_ledger GROUP BY outcome"
-            ).fetchall()
-        finally:
-            for name in _SCRATCH:
-                raw.execute(f"DROP TABLE IF EXISTS {name}")
-            raw.execute("DROP VIEW IF EXISTS events")
+        # Not str.format: the doubt expression has braces of its own.
+        raw.execute(_WINDOW.replace("{after}", str(after)).replace("{upto}", str(upto)))
+        first, cursor, events = raw.execute(
+            "SELECT min(pos), max(pos), count(*) FROM window_events"
+        ).fetchall()[0]
+        if not events:
+            _drop_scratch(raw)
+            return 0
+        raw.execute(silver_fast.SCRIPT)
+        raw.execute(_UNPROVEN)
+        quarantined = _decide_unproven(raw, run_id, now, chunk_events)
+        for statement in _STAGES[:-1]:
+            raw.execute(statement)
+        raw.execute(_STAGES[-1], {"now": now, "run_id": run_id})
+        counts = {
+            table: raw.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            for table, name in _STAGED.items()
+        }
+        written = silver.apply_staged(
+            conn,
+            lambda table: nullcontext(_relation(_STAGED[table], table)),
+            counts,
+            first,
+            cursor,
+        )
+        silver.finish_unit(conn, written, cursor, now, run_id)
+        outcomes = raw.execute(
+            "SELECT outcome, count(*) FROM stage_event_ledger GROUP BY outcome"
+        ).fetchall()
+        _drop_scratch(raw)
     result.events_read += events
     result.cursor = cursor
     for outcome, count in outcomes:
@@ -185,6 +184,12 @@ def apply_window(
         result.rows_staged.get("silver.quarantine", 0) + quarantined
     )
     return events
+
+
+def _drop_scratch(raw) -> None:
+    for name in _SCRATCH:
+        raw.execute(f"DROP TABLE IF EXISTS {name}")
+    raw.execute("DROP VIEW IF EXISTS events")
 
 
 def _decide_unproven(raw, run_id: str | None, now: datetime, chunk_events: int) -> int:
