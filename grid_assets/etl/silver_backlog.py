@@ -22,6 +22,7 @@ from sqlalchemy import Column, Connection, MetaData, Table
 
 from grid_assets.etl import silver
 from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.duckdb import duckdb_arrow
 from grid_assets.transform import silver_fast
 from grid_assets.transform.silver_rows import (
     BRONZE_EVENTS,
@@ -138,27 +139,26 @@ def apply_window(
     """Apply the GRID events with `after < ingest_seq <= upto` as one unit of work; adds what
     was read and decided to `result` and returns the number of events applied."""
     now = datetime.now(UTC)
-    raw = conn.connection.driver_connection
-    assert raw is not None
+    # Statements go through the connection (not the driver's), so that the engine's errors
+    # reach the caller as the lakehouse words them (`LakehouseMemoryError` names the limit).
+    sql = conn.exec_driver_sql
     # Every scratch table is created in the window's transaction: a failure rolls them back
     # with the rest (dropping them after a failed statement would fail in its turn and hide it).
     with conn.begin():
         # Not str.format: the doubt expression has braces of its own.
-        raw.execute(_WINDOW.replace("{after}", str(after)).replace("{upto}", str(upto)))
-        first, cursor, events = raw.execute(
-            "SELECT min(pos), max(pos), count(*) FROM window_events"
-        ).fetchall()[0]
+        sql(_WINDOW.replace("{after}", str(after)).replace("{upto}", str(upto)))
+        first, cursor, events = sql("SELECT min(pos), max(pos), count(*) FROM window_events").one()
         if not events:
-            _drop_scratch(raw)
+            _drop_scratch(conn)
             return 0
-        raw.execute(silver_fast.SCRIPT)
-        raw.execute(_UNPROVEN)
-        quarantined = _decide_unproven(raw, run_id, now, chunk_events)
+        sql(silver_fast.SCRIPT)
+        sql(_UNPROVEN)
+        quarantined = _decide_unproven(conn, run_id, now, chunk_events)
         for statement in _STAGES[:-1]:
-            raw.execute(statement)
-        raw.execute(_STAGES[-1], {"now": now, "run_id": run_id})
+            sql(statement)
+        sql(_STAGES[-1], {"now": now, "run_id": run_id})
         counts = {
-            table: raw.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+            table: sql(f"SELECT count(*) FROM {name}").scalar_one()
             for table, name in _STAGED.items()
         }
         written = silver.apply_staged(
@@ -169,10 +169,8 @@ def apply_window(
             cursor,
         )
         silver.finish_unit(conn, written, cursor, now, run_id)
-        outcomes = raw.execute(
-            "SELECT outcome, count(*) FROM stage_event_ledger GROUP BY outcome"
-        ).fetchall()
-        _drop_scratch(raw)
+        outcomes = sql("SELECT outcome, count(*) FROM stage_event_ledger GROUP BY outcome").all()
+        _drop_scratch(conn)
     result.events_read += events
     result.cursor = cursor
     for outcome, count in outcomes:
@@ -186,21 +184,23 @@ def apply_window(
     return events
 
 
-def _drop_scratch(raw) -> None:
+def _drop_scratch(conn: Connection) -> None:
     for name in _SCRATCH:
-        raw.execute(f"DROP TABLE IF EXISTS {name}")
-    raw.execute("DROP VIEW IF EXISTS events")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    conn.exec_driver_sql("DROP VIEW IF EXISTS events")
 
 
-def _decide_unproven(raw, run_id: str | None, now: datetime, chunk_events: int) -> int:
+def _decide_unproven(conn: Connection, run_id: str | None, now: datetime, chunk_events: int) -> int:
     """The events the statement left, a chunk at a time through the Python grammar, their rows
     and outcomes kept in the python_* tables; returns how many were quarantined."""
-    (total,) = raw.execute("SELECT count(*) FROM unproven").fetchall()[0]
+    raw = conn.connection.driver_connection  # for registering Arrow tables only
+    assert raw is not None
+    total = conn.exec_driver_sql("SELECT count(*) FROM unproven").scalar_one()
     low, quarantined = 0, 0
     created = False
     while True:
-        chunk = raw.sql(_UNPROVEN_CHUNK.format(low=low, high=low + chunk_events))
-        events = chunk.to_arrow_table().cast(BRONZE_EVENTS)
+        chunk = conn.exec_driver_sql(_UNPROVEN_CHUNK.format(low=low, high=low + chunk_events))
+        events = duckdb_arrow(chunk).cast(BRONZE_EVENTS)
         batch = build_silver_batch(events)
         tables = {
             "python_products": batch.products,
@@ -214,7 +214,7 @@ def _decide_unproven(raw, run_id: str | None, now: datetime, chunk_events: int) 
         for name, rows in tables.items():
             raw.register("python_rows", rows)
             verb = "INSERT INTO {} SELECT *" if created else "CREATE TEMP TABLE {} AS SELECT *"
-            raw.execute(verb.format(name) + " FROM python_rows")
+            conn.exec_driver_sql(verb.format(name) + " FROM python_rows")
             raw.unregister("python_rows")
         created = True
         quarantined += len(batch.quarantine)

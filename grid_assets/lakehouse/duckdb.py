@@ -19,6 +19,7 @@ import pyarrow as pa
 from sqlalchemy import (
     Column,
     Connection,
+    CursorResult,
     Engine,
     MetaData,
     Select,
@@ -65,8 +66,9 @@ class LakehouseMemoryError(RuntimeError):
         first_line = detail.strip().splitlines()[0] if detail.strip() else "out of memory"
         super().__init__(
             f"DuckDB ran out of memory under its {memory_limit} limit ({first_line}). "
-            f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB) and run again; every step "
-            "is idempotent, so nothing is lost or doubled."
+            f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB), or free disk space beside "
+            "the lakehouse file if it was spilling there (the `.tmp` folder next to it), and "
+            "run again; every step is idempotent, so nothing is lost or doubled."
         )
 
 
@@ -250,16 +252,7 @@ class DuckDBBackend(ArrowScan):
         conn.execute(insert(table).from_select([c.name for c in query.selected_columns], query))
 
     def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table:
-        result = conn.execute(query)
-        try:
-            cursor: Any = result.cursor
-            with warnings.catch_warnings():
-                # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
-                # bounded, and going through the SQLAlchemy connection keeps its transaction.
-                warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
-                return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
-        finally:
-            result.close()
+        return duckdb_arrow(conn.execute(query))
 
     def prepared(self, schema_prefix: str) -> bool:
         return False  # a local file: the catalog is read on every call (DDL only if a table lacks)
@@ -269,6 +262,19 @@ class DuckDBBackend(ArrowScan):
 
     def after_prepare(self, schema_prefix: str) -> None:
         pass
+
+
+def duckdb_arrow(result: CursorResult) -> pa.Table:
+    """A DuckDB statement's rows, as Arrow, from its SQLAlchemy result (then closed)."""
+    try:
+        cursor: Any = result.cursor
+        with warnings.catch_warnings():
+            # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
+            # bounded, and going through the SQLAlchemy connection keeps its transaction.
+            warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
+            return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
+    finally:
+        result.close()
 
 
 def local_lakehouse(config: LocalConfig) -> Lakehouse:
