@@ -309,7 +309,7 @@ def test_each_payloads_keys_are_listed_once() -> None:
     whole certification: the plan must list it once at most."""
     import duckdb
 
-    readable = silver_fast.SCRIPT.split(";")[0]
+    readable = silver_fast._SCRIPT.split(";")[0]
     assert "CREATE OR REPLACE TEMP TABLE readable AS" in readable
     query = readable.split(" AS\n", 1)[1]
     db = duckdb.connect()

@@ -9,14 +9,12 @@ exists), so a batch redone after a failure changes nothing twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlalchemy import Connection, Table, delete
-from sqlalchemy.sql import FromClause
+from sqlalchemy import Connection, delete
 
 from grid_assets.etl import pipeline_events
 from grid_assets.etl import progress as step_progress
@@ -38,16 +36,9 @@ from grid_assets.transform.silver_rows import (
 
 CONSUMER = "silver"
 BATCH_EVENTS = 150_000
-# A backlog longer than this (a first load, a full refresh, a long outage) is applied on DuckDB
-# in windows of WINDOW_EVENTS certified inside the engine (etl.silver_backlog).
-BACKLOG_FROM = 2 * BATCH_EVENTS
-WINDOW_EVENTS = 1_000_000
 CURSORS = Cursor.__table__
 LEDGER = EventLedger.__table__
 QUARANTINE = Quarantine.__table__
-PRODUCTS = Product.__table__
-ORDERS = Order.__table__
-ORDER_ITEMS = OrderItem.__table__
 # Every table Silver derives from Bronze, dependants first.
 SILVER_STATE = [
     t for t in reversed(metadata.sorted_tables) if t.schema == "silver" and t is not CURSORS
@@ -160,78 +151,41 @@ def _prepare(events: pa.Table, run_id: str | None) -> _Prepared:
 
 def _apply(lakehouse: Lakehouse, conn: Connection, prepared: _Prepared) -> dict[str, int]:
     batch = prepared.batch
-    rows = {
-        QUARANTINE: prepared.quarantine,
-        PRODUCTS: batch.products,
-        ORDERS: batch.orders,
-        ORDER_ITEMS: batch.order_items,
-        LEDGER: prepared.ledger,
-    }
-    return apply_staged(
-        conn,
-        lambda table: lakehouse.staged(conn, rows[table], table),
-        {table: table_rows.num_rows for table, table_rows in rows.items()},
-        prepared.first,
-        prepared.cursor,
-    )
-
-
-Stager = Callable[[Table], AbstractContextManager[FromClause]]
-
-
-def apply_staged(
-    conn: Connection, stage: Stager, counts: dict[Table, int], first: int, cursor: int
-) -> dict[str, int]:
-    """Fold one unit of work into Silver: quarantine and ledger rows appended, products and
-    orders merged latest-wins, the lines of re-placed orders swapped. `stage(table)` stages
-    the unit's rows for `table` (entered only when `counts[table]`, one table at a time);
-    `first`..`cursor` are the arrival positions the unit covers. Returns the rows written per
-    table."""
     written: dict[str, int] = {}
-    if counts[QUARANTINE]:
-        with stage(QUARANTINE) as rows:
-            conn.execute(insert_missing(QUARANTINE, rows, ["event_id"]))
-        written["silver.quarantine"] = counts[QUARANTINE]
-    if counts[PRODUCTS]:
-        with stage(PRODUCTS) as rows:
-            conn.execute(q.merge_products(rows))
-        written["silver.products"] = counts[PRODUCTS]
-    if counts[ORDERS]:
-        with stage(ORDERS) as orders:
-            conn.execute(q.merge_orders(orders))
-            conn.execute(q.delete_superseded_items(orders))
-            with stage(ORDER_ITEMS) as items:
+    if prepared.quarantine.num_rows:
+        with lakehouse.staged(conn, prepared.quarantine, QUARANTINE) as stage:
+            conn.execute(insert_missing(QUARANTINE, stage, ["event_id"]))
+        written["silver.quarantine"] = prepared.quarantine.num_rows
+    if batch.products.num_rows:
+        with lakehouse.staged(conn, batch.products, Product.__table__) as stage:
+            conn.execute(q.merge_products(stage))
+        written["silver.products"] = batch.products.num_rows
+    if batch.orders.num_rows:
+        with lakehouse.staged(conn, batch.orders, Order.__table__) as stage:
+            conn.execute(q.merge_orders(stage))
+            conn.execute(q.delete_superseded_items(stage))
+            with lakehouse.staged(conn, batch.order_items, OrderItem.__table__) as items:
                 conn.execute(q.insert_current_items(items))
-        written["silver.orders"] = counts[ORDERS]
-        written["silver.order_items"] = counts[ORDER_ITEMS]
-    # An event's ledger row carries its ingest_seq: only rows of the unit's window can be
-    # there already (a unit redone), so the lookup reads that window, not the whole ledger
+        written["silver.orders"] = batch.orders.num_rows
+        written["silver.order_items"] = batch.order_items.num_rows
+    # An event's ledger row carries its ingest_seq: only rows of the batch's window can be
+    # there already (a batch redone), so the lookup reads that window, not the whole ledger
     # (the engine skips the rest by min/max statistics).
-    window = LEDGER.c.ingest_seq.between(first, cursor)
-    with stage(LEDGER) as rows:
-        conn.execute(insert_missing(LEDGER, rows, ["event_id"], window))
-    written["silver.event_ledger"] = counts[LEDGER]
+    window = LEDGER.c.ingest_seq.between(prepared.first, prepared.cursor)
+    with lakehouse.staged(conn, prepared.ledger, LEDGER) as stage:
+        conn.execute(insert_missing(LEDGER, stage, ["event_id"], window))
+    written["silver.event_ledger"] = prepared.ledger.num_rows
     return written
 
 
-def finish_unit(
-    conn: Connection, written: dict[str, int], cursor: int, now: datetime, run_id: str | None
-) -> None:
-    """The end of a unit of work: the cursor moved, the writes announced in one statement."""
-    _save_cursor(conn, cursor, now)
-    announced = [
-        pipeline_events.written(table, count, run_id, consumer=CONSUMER, cursor=cursor)
-        for table, count in written.items()
-    ]
-    pipeline_events.emit_many(conn, announced, run_id, now)
-
-
 def _read_batches(
-    lakehouse: Lakehouse, conn: Connection, cursor: int, last: int, batch_events: int
+    lakehouse: Lakehouse, conn: Connection, cursor: int, batch_events: int
 ) -> Iterator[pa.Table]:
     """Bronze GRID events after `cursor`, in arrival order, in windows of `batch_events`
-    arrival positions (so at most that many events each), up to `last`, the last event stored
-    when the step began. Events arriving during the step wait for the next run."""
+    arrival positions (so at most that many events each), up to the last event stored when the
+    step began. Events arriving during the step wait for the next run."""
+    with conn.begin():
+        last = int(conn.execute(last_ingest_seq()).scalar_one())
     while cursor < last:
         upper = min(cursor + batch_events, last)
         with conn.begin():
@@ -246,16 +200,11 @@ def apply_new_events(
     lakehouse: Lakehouse,
     run_id: str | None = None,
     batch_events: int = BATCH_EVENTS,
-    backlog_from: int = BACKLOG_FROM,
-    window_events: int = WINDOW_EVENTS,
 ) -> SilverResult:
     """Process every Bronze event after the cursor; returns what was read and decided.
 
     Batches are read and validated on this thread while the previous batch is written on a
-    writer thread (see `etl.batching.write_behind`), each on its own connection. On DuckDB, a
-    backlog of more than `backlog_from` arrival positions is first taken in windows of
-    `window_events`, each certified inside the engine and applied as one unit of work
-    (`etl.silver_backlog`); what remains goes through the batches.
+    writer thread (see `etl.batching.write_behind`), each on its own connection.
     """
     result = SilverResult()
     events_written = 0
@@ -263,23 +212,10 @@ def apply_new_events(
     with lakehouse.connect() as reader, lakehouse.connect() as conn:
         with reader.begin():
             result.cursor = read_cursor(reader)
-            last = int(reader.execute(last_ingest_seq()).scalar_one())
         step_progress.report(step_progress.StepProgress("silver", "events", 0))
-        position = result.cursor
-        if lakehouse.dialect == "duckdb":
-            # A long backlog in windows certified inside the engine (etl.silver_backlog).
-            from grid_assets.etl import silver_backlog
-
-            while last - position > backlog_from:
-                upto = min(position + window_events, last)
-                events_written += silver_backlog.apply_window(
-                    lakehouse, conn, position, upto, run_id, result, batch_events
-                )
-                position = upto
-                step_progress.report(step_progress.StepProgress("silver", "events", events_written))
 
         def prepared_batches() -> Iterator[_Prepared]:
-            for events in _read_batches(lakehouse, reader, position, last, batch_events):
+            for events in _read_batches(lakehouse, reader, result.cursor, batch_events):
                 prepared = _prepare(events, run_id)
                 result.add(prepared.batch)
                 result.events_read += events.num_rows
@@ -289,7 +225,15 @@ def apply_new_events(
         def write(prepared: _Prepared) -> None:  # on the writer thread, the only user of `conn`
             with conn.begin():
                 written = _apply(lakehouse, conn, prepared)
-                finish_unit(conn, written, prepared.cursor, prepared.now, run_id)
+                _save_cursor(conn, prepared.cursor, prepared.now)
+                # One statement for the batch's announcements, not one per table written.
+                announced = [
+                    pipeline_events.written(
+                        table, count, run_id, consumer=CONSUMER, cursor=prepared.cursor
+                    )
+                    for table, count in written.items()
+                ]
+                pipeline_events.emit_many(conn, announced, run_id, prepared.now)
             nonlocal events_written
             events_written += prepared.ledger.num_rows
             step_progress.report(step_progress.StepProgress("silver", "events", events_written))

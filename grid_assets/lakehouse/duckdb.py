@@ -19,7 +19,6 @@ import pyarrow as pa
 from sqlalchemy import (
     Column,
     Connection,
-    CursorResult,
     Engine,
     MetaData,
     Select,
@@ -252,7 +251,16 @@ class DuckDBBackend(ArrowScan):
         conn.execute(insert(table).from_select([c.name for c in query.selected_columns], query))
 
     def fetch_arrow(self, conn: Connection, query: Select) -> pa.Table:
-        return duckdb_arrow(conn.execute(query))
+        result = conn.execute(query)
+        try:
+            cursor: Any = result.cursor
+            with warnings.catch_warnings():
+                # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
+                # bounded, and going through the SQLAlchemy connection keeps its transaction.
+                warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
+                return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
+        finally:
+            result.close()
 
     def prepared(self, schema_prefix: str) -> bool:
         return False  # a local file: the catalog is read on every call (DDL only if a table lacks)
@@ -262,19 +270,6 @@ class DuckDBBackend(ArrowScan):
 
     def after_prepare(self, schema_prefix: str) -> None:
         pass
-
-
-def duckdb_arrow(result: CursorResult) -> pa.Table:
-    """A DuckDB statement's rows, as Arrow, from its SQLAlchemy result (then closed)."""
-    try:
-        cursor: Any = result.cursor
-        with warnings.catch_warnings():
-            # DuckDB notes that Arrow from a DB-API result copies the rows once: a batch is
-            # bounded, and going through the SQLAlchemy connection keeps its transaction.
-            warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
-            return cursor.to_arrow_table()  # duckdb-engine passes this to DuckDB's cursor
-    finally:
-        result.close()
 
 
 def local_lakehouse(config: LocalConfig) -> Lakehouse:

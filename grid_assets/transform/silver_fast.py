@@ -24,9 +24,7 @@ Certified events are `applied` and produce the same rows, in the same order, as 
 `test_silver_fast_path.py` proves it on the samples, Northwind, the generator's traffic and
 generated payloads on every rule's boundary.
 
-The statement runs in the Dagster process on the batch it already holds, so both engines use it;
-on DuckDB a long backlog has the lakehouse run it over a whole window instead
-(`etl.silver_backlog`, with `events` a view of Bronze).
+The statement runs in the Dagster process on the batch it already holds, so both engines use it.
 A Databricks SQL warehouse could run the same certification itself (`regexp_like` for the
 doubts, `json_object_keys` for repeated keys, `get_json_object`/`from_json` for the values,
 `TRY_CAST ... AS DECIMAL(18, 6)`), writing the certified rows with one MERGE per batch so that
@@ -48,7 +46,7 @@ from grid_assets.transform.payload import MAX_PAYLOAD_DEPTH
 
 # Every JSON number follows one of `:,[` (and whitespace): a digit run there that ends in an
 # exponent is a number with an exponent; anywhere else (`"1Z8F9918E292"`) it is text.
-DOUBT = (
+_DOUBT = (
     r"\\u[dD]|\\u0000|NaN|Infinity|[0-9.]{17}|\.[0-9]{7}"
     r"|[:,\[][ \t\n\r]*-?[0-9]+(\.[0-9]+)?[eE]"
 )
@@ -66,7 +64,7 @@ _DOMAIN = (
 )
 
 
-def sql_text(text: str) -> str:
+def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -85,7 +83,7 @@ def _at(names: tuple[str, ...], name: str) -> int:
 
 
 def _paths(names: tuple[str, ...]) -> str:
-    return "[" + ", ".join(sql_text(f"$.{name}") for name in names) + "]"
+    return "[" + ", ".join(_lit(f"$.{name}") for name in names) + "]"
 
 
 def _text(i: int) -> str:
@@ -99,9 +97,9 @@ def _optional_text(i: int) -> str:
 
 def _money(i: int) -> str:
     return (
-        f"((t[{i}] = 'VARCHAR' AND regexp_full_match(s[{i}], {sql_text(_MONEY_TEXT)})) "
+        f"((t[{i}] = 'VARCHAR' AND regexp_full_match(s[{i}], {_lit(_MONEY_TEXT)})) "
         f"OR (t[{i}] IN ('UBIGINT', 'BIGINT', 'DOUBLE') "
-        f"AND regexp_full_match(s[{i}], {sql_text(_MONEY_NUMBER)})))"
+        f"AND regexp_full_match(s[{i}], {_lit(_MONEY_NUMBER)})))"
     )
 
 
@@ -140,7 +138,7 @@ L = {name: _at(_LINE_PATHS, name) for name in _LINE_PATHS}
 
 # Each step its own table: a JSON function must only ever see text already found valid (it
 # fails the whole statement otherwise), and each payload is parsed as few times as possible.
-SCRIPT = f"""
+_SCRIPT = f"""
 CREATE OR REPLACE TEMP TABLE readable AS
 WITH keyed AS MATERIALIZED (  -- `k` computed once: inlined, each use of it would parse again
     SELECT
@@ -150,8 +148,8 @@ WITH keyed AS MATERIALIZED (  -- `k` computed once: inlined, each use of it woul
         -- Guarded again: the filter below is not guaranteed to run first. [] unless an object.
         CASE WHEN json_valid(payload) THEN json_keys(payload) END AS k
     FROM events
-    WHERE event_type IN ({", ".join(map(sql_text, _DOMAIN))})
-      AND NOT doubt  -- `DOUBT` found in the payload (by Arrow: twice as fast as here)
+    WHERE event_type IN ({", ".join(map(_lit, _DOMAIN))})
+      AND NOT doubt  -- `_DOUBT` found in the payload (by Arrow: twice as fast as here)
       AND (strlen(payload) <= {2 * MAX_PAYLOAD_DEPTH}
            OR strlen(payload) - strlen(replace(replace(payload, '{{', ''), '[', ''))
               <= {MAX_PAYLOAD_DEPTH})
@@ -237,7 +235,7 @@ SELECT pos, s[1], NULL, split_part(event_type, '.', 2), NULL, NULL
 FROM (SELECT pos, event_type, json_type(payload, {_paths(_STATUS_PATHS)}) AS t,
              json_extract_string(payload, {_paths(_STATUS_PATHS)}) AS s
       FROM readable
-      WHERE event_type IN ({", ".join(map(sql_text, _STATUS_EVENTS))}))
+      WHERE event_type IN ({", ".join(map(_lit, _STATUS_EVENTS))}))
 WHERE {_text(1)};
 """
 
@@ -296,11 +294,11 @@ def _certify(events: pa.Table, start: int) -> Certified:
             "pos": pa.array(range(start, start + events.num_rows), pa.int64()),
             "event_type": events.column("event_type"),
             "payload": events.column("payload"),
-            "doubt": pc.match_substring_regex(events.column("payload"), DOUBT),
+            "doubt": pc.match_substring_regex(events.column("payload"), _DOUBT),
         }
     )
     with scratch_with(events=batch) as db:
-        db.execute(SCRIPT)
+        db.execute(_SCRIPT)
         return Certified(
             db.sql(_PRODUCTS).to_arrow_table(),
             db.sql(_ORDERS).to_arrow_table(),
