@@ -92,11 +92,8 @@ def _landing_files(landing: Path) -> dict[str, list[int]]:
     """Each landing file's size and modification time, as the cache marker records them."""
     if not landing.is_dir():
         return {}
-    return {
-        path.name: [path.stat().st_size, path.stat().st_mtime_ns]
-        for path in sorted(landing.iterdir())
-        if path.is_file()
-    }
+    stats = {path.name: path.stat() for path in sorted(landing.iterdir()) if path.is_file()}
+    return {name: [stat.st_size, stat.st_mtime_ns] for name, stat in stats.items()}
 
 
 def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
