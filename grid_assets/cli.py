@@ -392,6 +392,14 @@ def bench(
             help="Run only `grid run` (time and peak RSS), not the stages or the references.",
         ),
     ] = False,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Measure each size this many times (fresh lakehouses each time) and report "
+            "medians; the ratio to a reference is the median of each run's own ratio.",
+        ),
+    ] = 1,
     databricks_statements: Annotated[
         bool,
         typer.Option(
@@ -417,7 +425,7 @@ def bench(
         return
     from grid_bench.throughput import run as run_bench
 
-    run_bench(sizes, seed, files, workdir, grid_only)
+    run_bench(sizes, seed, files, workdir, grid_only, repeat)
 
 
 @app.command()

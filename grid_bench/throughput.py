@@ -11,6 +11,8 @@ runs, each in a fresh child process on a fresh DuckDB file:
   - the earlier, lighter "core" reference (reference_core.sql): the same minus everything kept
     of bad input and two Gold tables.
 Peak RSS is the child's own maximum resident set (wait4), so runs do not blur into each other.
+With `--repeat K` each size is measured K times over the same traffic: medians, the highest
+peak, and the ratio to a reference as the median of each repeat's own ratio.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -130,8 +133,44 @@ def ensure_traffic(workdir: Path, n: int, seed: int, files: int) -> Path:
     return landing
 
 
-def bench_one(workdir: Path, n: int, seed: int, files: int, grid_only: bool = False) -> dict:
+def bench_one(
+    workdir: Path, n: int, seed: int, files: int, grid_only: bool = False, repeat: int = 1
+) -> dict:
+    """One size measured `repeat` times over the same traffic, each repeat a fresh set of
+    lakehouses: the median of every timing, the highest peak RSS, and `grid run`'s ratio to each
+    reference as the median of the repeats' own ratios (each pair ran minutes apart at most, so
+    a ratio compares the two in the same phase of the machine). With more than one repeat,
+    `runs` keeps each repeat's figures."""
     landing = ensure_traffic(workdir, n, seed, files)
+    runs = [_measure(landing, n, grid_only) for _ in range(repeat)]
+    result = _combine(runs)
+    if not grid_only:
+        for name in REFERENCES:
+            ratios = [run["grid_run_s"] / run[f"{name}_s"] for run in runs]
+            result[f"ratio_to_{name}"] = statistics.median(ratios)
+    if repeat > 1:
+        result["runs"] = runs
+    return result
+
+
+def _combine(runs: list[dict]) -> dict:
+    """Medians of the runs' timings (nested ones key by key), the maximum of their peaks."""
+    first = runs[0]
+    combined: dict = {}
+    for key, value in first.items():
+        values = [run[key] for run in runs]
+        if isinstance(value, dict):
+            combined[key] = _combine(values) if value else {}
+        elif key == "events":
+            combined[key] = value
+        elif key.endswith("_rss_mib"):
+            combined[key] = max(values)
+        else:
+            combined[key] = statistics.median(values)
+    return combined
+
+
+def _measure(landing: Path, n: int, grid_only: bool) -> dict:
     env = {**os.environ, "GRID_ENV": "local", "GRID_LANDING_DIR": str(landing)}
     for key in [k for k in env if k.startswith("DATABRICKS_")]:
         env.pop(key)
@@ -176,17 +215,22 @@ def bench_one(workdir: Path, n: int, seed: int, files: int, grid_only: bool = Fa
 
 
 def render(results: list[dict]) -> str:
-    """The results table, then (unless --grid-only) the layers beside the reference's."""
+    """The results table, then (unless --grid-only) the layers beside the reference's, then
+    (when measured more than once) each repeat's `grid run` and reference."""
     table = _table(results)
     if results and "stages" in results[0]:
         table += "\n\n" + _layers(results)
+    if results and "runs" in results[0]:
+        table += "\n\n" + _repeats(results)
     return table
 
 
 def _table(results: list[dict]) -> str:
+    repeats = len(results[0].get("runs", [None])) if results else 1
+    medians = f"; each figure the median of {repeats} runs" if repeats > 1 else ""
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}{medians}",
         "",
         "| events | Bronze ev/s | Silver ev/s | Gold s | `grid run` s | start-up s | checks s "
         "| `grid run` ev/s | `grid run` peak RSS MiB | same-work SQL s | ratio "
@@ -210,9 +254,9 @@ def _table(results: list[dict]) -> str:
             f"| {n:,} | {n / st['bronze']:,.0f} | {n / st['silver']:,.0f} | {st['gold']:.2f} "
             f"| {e2e:.1f} | {r['startup_s']:.1f} | {r['checks_s']:.1f} "
             f"| {n / e2e:,.0f} | {r['grid_run_rss_mib']:,} "
-            f"| {r['reference_s']:.1f} | {e2e / r['reference_s']:.1f}x "
+            f"| {r['reference_s']:.1f} | {r['ratio_to_reference']:.1f}x "
             f"| {r['reference_rss_mib']:,} | {r['core_reference_s']:.1f} "
-            f"| {e2e / r['core_reference_s']:.1f}x |"
+            f"| {r['ratio_to_core_reference']:.1f}x |"
         )
     return "\n".join(lines)
 
@@ -232,12 +276,35 @@ def _layers(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(events: list[int], seed: int, files: int, workdir: Path, grid_only: bool) -> None:
+def _repeats(results: list[dict]) -> str:
+    """Each repeat's `grid run` seconds, in order, and (unless --grid-only) the same-work
+    reference's and their ratio, run by run."""
+    both = "stages" in results[0]
+    lines = [
+        "| events | `grid run` s, each run"
+        + (" | same-work SQL s, each run | ratio, each run |" if both else " |"),
+        "|---:|---:" + ("|---:|---:|" if both else "|"),
+    ]
+    for r in results:
+        runs = r["runs"]
+        cells = [" / ".join(f"{run['grid_run_s']:.1f}" for run in runs)]
+        if both:
+            cells.append(" / ".join(f"{run['reference_s']:.1f}" for run in runs))
+            cells.append(
+                " / ".join(f"{run['grid_run_s'] / run['reference_s']:.2f}x" for run in runs)
+            )
+        lines.append(f"| {r['events']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(
+    events: list[int], seed: int, files: int, workdir: Path, grid_only: bool, repeat: int = 1
+) -> None:
     """Benchmark each size in turn (one table row printed as each ends), then the whole table,
     also written to `workdir` as results[-grid-only].md and .json."""
     results = []
     for n in events:
-        results.append(bench_one(workdir, n, seed, files, grid_only))
+        results.append(bench_one(workdir, n, seed, files, grid_only, repeat))
         print(_table(results[-1:]).splitlines()[-1], flush=True)
     report = render(results)
     workdir.mkdir(parents=True, exist_ok=True)
