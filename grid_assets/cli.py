@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="GRID lakehouse pipeline.",
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 console = Console()
 
