@@ -259,6 +259,8 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
         console.print(
             f"[red]Run failed[/red]: steps {failures or '-'}; blocking checks {checks_text}"
         )
+        for step, error in run_report.step_errors(result).items():
+            console.print(f"  {step}: {escape(error)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print("[green]Run succeeded.[/green]")
 

@@ -1,9 +1,9 @@
 """What one `grid run` did, as plain JSON-ready data: the object `grid run --json` prints.
 
 Assets with their row counts, every check evaluated with its result, severity and metadata,
-the checks that never ran (their asset failed or was skipped), failed steps, and the run's id
-and status. Metadata values become JSON values (numbers, text, lists, objects); what JSON cannot
-hold (a Decimal, a path, NaN) becomes its text.
+the checks that never ran (their asset failed or was skipped), failed steps with their errors,
+and the run's id and status. Metadata values become JSON values (numbers, text, lists,
+objects); what JSON cannot hold (a Decimal, a path, NaN) becomes its text.
 """
 
 from __future__ import annotations
@@ -80,6 +80,35 @@ def timings(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
     }
 
 
+def _is_dagster(cls_name: str | None) -> bool:
+    return (cls_name or "").startswith("Dagster")
+
+
+def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """Each failed step's error as `Class: first line of its message`, secrets masked: the error
+    the step's own code raised, not Dagster's wrapper around it."""
+    from grid_assets.logging_redaction import redact
+
+    errors = {}
+    for event in result.all_events:
+        if not event.is_step_failure or event.step_key is None:
+            continue
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None and _is_dagster(error.cls_name):
+            error = error.cause
+        if error is None:
+            continue
+        name = error.cls_name or "Error"
+        message = (error.message or "").strip()
+        # Dagster's message starts with the class's dotted path: `pkg.mod.Class: text`.
+        head, _, rest = message.partition(": ")
+        if head.split(".")[-1] == name:
+            message = rest
+        first = message.splitlines()[0] if message else ""
+        errors[event.step_key] = redact(f"{name}: {first}" if first else name)
+    return errors
+
+
 def summarize(
     result: dg.ExecuteInProcessResult, job: dg.JobDefinition, instance: dg.DagsterInstance
 ) -> dict[str, Any]:
@@ -129,6 +158,7 @@ def summarize(
         "failed_steps": [
             e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
         ],
+        "step_errors": step_errors(result),
         "failed_blocking_checks": failed_blocking,
         "timings": timings(instance, result.run_id),
     }
@@ -145,5 +175,6 @@ def not_run(status: str, error: str) -> dict[str, Any]:
         "checks": [],
         "checks_not_evaluated": [],
         "failed_steps": [],
+        "step_errors": {},
         "failed_blocking_checks": [],
     }

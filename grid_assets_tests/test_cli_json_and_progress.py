@@ -49,6 +49,7 @@ def test_json_reports_every_asset_and_check_and_the_run(samples: dict[str, str])
     assert "GRID run:" in ok.stderr and "GRID run:" not in ok.stdout
     assert summary["status"] == "SUCCESS" and summary["success"] is True
     assert summary["run_id"] and summary["failed_blocking_checks"] == []
+    assert summary["failed_steps"] == [] and summary["step_errors"] == {}
     rows = {a["asset"]: a["rows"] for a in summary["assets"]}
     assert len(rows) == 12 and rows["silver/orders"] == 900 and rows["gold/daily_revenue"] > 0
     checks = {(c["asset"], c["name"]): c for c in summary["checks"]}
@@ -86,6 +87,7 @@ def test_json_reports_every_asset_and_check_and_the_run(samples: dict[str, str])
         "silver/event_ledger:events_reconcile",
         "silver/order_items:silver_rules_hold",
     }
+    assert set(failed["step_errors"]) == set(failed["failed_steps"])
     reconcile = next(c for c in failed["checks"] if c["name"] == "events_reconcile")
     assert reconcile["passed"] is False and reconcile["severity"] == "ERROR"
     assert reconcile["metadata"]["unaccounted"] == reconcile["metadata"]["bronze_events"] > 0

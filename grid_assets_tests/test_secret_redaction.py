@@ -27,6 +27,7 @@ from databricks.sql import exc as dbx
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from grid_assets import run_report
 from grid_assets.config import ConfigurationError
 from grid_assets.lakehouse.core import ping
 from grid_assets.lakehouse.databricks import LakehouseConnectionError
@@ -328,8 +329,11 @@ def test_dagster_events_of_a_failed_run(
     assert failures and failures[0].step_failure_data.error is not None
     error = failures[0].step_failure_data.error.to_string()
     assert ("authentication failed" if failure == "authentication" else "CANNOT_READ_FILE") in error
+    # What `grid run` prints for the failed step, and `--json` reports.
+    shown = run_report.step_errors(result)
+    assert list(shown) == [failures[0].step_key] and shown[failures[0].step_key]
     out, err = capfd.readouterr()
-    assert_no_secret(serialized, error, out, err, captured(caplog))
+    assert_no_secret(serialized, error, out, err, captured(caplog), *shown.values())
 
 
 def test_the_ui_config_view_shows_variable_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
