@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import shutil
 import threading
 import uuid
 import warnings
@@ -47,6 +48,7 @@ from grid_assets.config import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DUCKDB_LOCK_TIMEOUT_VAR,
     DUCKDB_MEMORY_LIMIT_VAR,
+    DUCKDB_PATH_VAR,
     LocalConfig,
     MemoryLimit,
     check,
@@ -68,6 +70,34 @@ class LakehouseMemoryError(RuntimeError):
             f"Raise {DUCKDB_MEMORY_LIMIT_VAR} (for example to 1GB), or free disk space beside "
             "the lakehouse file if it was spilling there (the `.tmp` folder next to it), and "
             "run again; every step is idempotent, so nothing is lost or doubled."
+        )
+
+
+NO_SPACE = "No space left on device"
+
+
+class LakehouseDiskFullError(RuntimeError):
+    """DuckDB could not write the lakehouse file, its `.wal` or its spill folder: the disk is full.
+
+    DuckDB says so in its own words: a commit that failed, or a FATAL error at a checkpoint,
+    after which it invalidates the database for the rest of the process (later statements say
+    "database has been invalidated" and quote the first error; the next process opens the file
+    and replays its `.wal`). Worded here as what it means to an operator and what to do."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        lines = [line.strip() for line in detail.splitlines() if NO_SPACE in line]
+        cause = lines[0] if lines else NO_SPACE
+        try:
+            free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:,.0f} MiB free there now"
+        except OSError:
+            free = "its free space unknown"
+        super().__init__(
+            f"The disk holding the lakehouse file {path} is full ({free}). DuckDB: {cause}. "
+            "Free space on that disk, or move the file with the `.wal` beside it to a larger "
+            f"disk and set {DUCKDB_PATH_VAR} to its new place, then run again: what earlier "
+            "units of work committed is kept, and a re-run takes up from there without "
+            "doubling anything, whether or not the failed one was stored."
         )
 
 
@@ -165,7 +195,11 @@ def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) ->
         dbapi_connection.execute(f"SET memory_limit = '{memory_limit}'")
 
     @event.listens_for(engine, "handle_error")
-    def _name_the_limit(context: ExceptionContext) -> BaseException | None:
+    def _name_what_ran_out(context: ExceptionContext) -> BaseException | None:
+        if isinstance(context.original_exception, duckdb.Error) and NO_SPACE in str(
+            context.original_exception
+        ):
+            return LakehouseDiskFullError(path, str(context.original_exception))
         if isinstance(context.original_exception, duckdb.OutOfMemoryException):
             return LakehouseMemoryError(memory_limit, str(context.original_exception))
         return None
