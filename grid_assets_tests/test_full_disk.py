@@ -1,4 +1,5 @@
-"""A real full disk under the lakehouse file: what the operator reads, and the re-run after it.
+"""A real full disk under the lakehouse file: what the operator reads, and the re-run after it;
+and under the production path's local staging folder.
 
 `test_crash_recovery.py` fails commits as a full disk would (`OSError(ENOSPC)` injected); here
 the disk is real. `grid run` writes its DuckDB file on a tmpfs smaller than the finished
@@ -218,3 +219,65 @@ def test_a_checkpoint_on_a_full_disk_is_named_and_the_next_process_keeps_what_co
     assert "FATAL Error: Failed to create checkpoint" in error and "GRID_DUCKDB_PATH" in error
     # Every committed batch is there; the one whose commit failed may or may not be.
     assert second["stored"] in (first["committed"], first["committed"] + 50000), (first, second)
+
+
+STAGE = """
+import json, os, sys
+from decimal import Decimal
+import pyarrow as pa
+from grid_assets.lakehouse.staging import StagingDiskFullError, VolumeStaging
+from grid_assets.models.silver import OrderItem
+
+class NoUploads:  # the batch never gets as far as the upload
+    def upload(self, *args, **kwargs):
+        raise AssertionError("uploaded a batch that could not be written")
+
+n = 200_000
+rows = pa.table({
+    "order_id": [os.urandom(12).hex() for _ in range(n)],
+    "line_number": pa.array(range(n), pa.int32()),
+    "product_id": [os.urandom(12).hex() for _ in range(n)],
+    "quantity": pa.array([1] * n, pa.int32()),
+    "unit_price": pa.array([Decimal("1.5")] * n, pa.decimal128(18, 6)),
+    "discount": pa.array([Decimal(0)] * n, pa.decimal128(18, 6)),
+    "event_id": [os.urandom(12).hex() for _ in range(n)],
+})
+stager = VolumeStaging("/Volumes/main/grid_bronze/grid_staging", NoUploads(), "run-full")
+table = OrderItem.__table__
+try:
+    with stager.stage(None, rows, table, list(table.c)):
+        raise AssertionError("staged a batch on a full disk")
+except StagingDiskFullError as exc:
+    left = sorted(p.name for p in exc.path.parent.iterdir())
+    print(json.dumps({"error": str(exc), "folder": str(exc.path.parent), "left": left}))
+"""
+
+
+def test_a_full_staging_folder_is_named_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    """Production writes each batch as a Parquet file in a local temporary folder before
+    uploading it to the volume: with that disk full, the error says where, how much room is
+    left and what to do (TMPDIR), and the partial file is removed."""
+    why_not = _private_mounts_work(tmp_path / "probe")
+    if why_not is not None:
+        pytest.skip(why_not)
+    disk = tmp_path / "tmp"
+    disk.mkdir()
+    script = (
+        f'mount -t tmpfs -o size=2m tmpfs "{disk}" || exit 90\n'
+        f'"{sys.executable}" -c "$STAGE" || exit 91\n'
+    )
+    done = subprocess.run(
+        [*UNSHARE, "sh", "-c", script],
+        cwd=REPO_ROOT,
+        env={**os.environ, "STAGE": STAGE, "TMPDIR": str(disk)},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["folder"].startswith(f"{disk}/grid-staging-"), found
+    assert found["left"] == [], found  # the partial Parquet file is gone
+    error = found["error"]
+    assert error.startswith("No space left to stage a batch of 200,000 rows for silver.order_items")
+    assert found["folder"] in error and "MiB free there now" in error and "TMPDIR" in error

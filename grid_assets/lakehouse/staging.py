@@ -22,6 +22,7 @@ behind is swept, with a log line, when the next run first prepares the lakehouse
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import tempfile
@@ -112,6 +113,24 @@ def typed_like(rows: pa.Table, columns: list[Column]) -> pa.Table:
     return rows.select([c.name for c in columns]).cast(pa.schema(fields), safe=True)
 
 
+class StagingDiskFullError(RuntimeError):
+    """The local folder a batch is written to before its upload has no room for it."""
+
+    def __init__(self, path: Path, like: Table, rows: int) -> None:
+        self.path = path
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there now"
+        except OSError:
+            free = "its free space unknown"
+        super().__init__(
+            f"No space left to stage a batch of {rows:,} rows for {like.schema}.{like.name}: "
+            f"its Parquet file could not be written in {path.parent} ({free}), where each batch "
+            "waits for its upload to the staging volume. Free space there, or set TMPDIR to a "
+            "folder on a larger disk, then run again: the batch was not loaded, and loads are "
+            "idempotent, so the re-run loads it once."
+        )
+
+
 def write_parquet(rows: pa.Table, path: Path) -> int:
     """Write `rows` as one Parquet file; returns its size in bytes."""
     pq.write_table(rows, path, compression="zstd")
@@ -160,7 +179,12 @@ class VolumeStaging:
         remote = self.file_path(like, batch)
         local = self._local_dir() / Path(remote).name
         try:
-            size = write_parquet(typed_like(rows, columns), local)
+            try:
+                size = write_parquet(typed_like(rows, columns), local)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise StagingDiskFullError(local, like, rows.num_rows) from exc
             with local.open("rb") as stream:
                 self.files.upload(remote, stream, overwrite=True)
         finally:
