@@ -9,9 +9,11 @@ is replaced, how rows come back as Arrow, what the first DDL of a run also does)
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
@@ -39,6 +41,16 @@ from grid_assets.models import metadata
 from grid_assets.models.base import LAYERS
 
 log = logging.getLogger(__name__)
+
+
+def free_space(folder: Path) -> str:
+    """How much room is left on the disk holding `folder`, for an error about a full disk."""
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free there now"
+    except OSError:
+        return "its free space unknown"
+
+
 # The SQL-standard catalog view both engines have: which columns each existing table has.
 _COLUMNS = Table(
     "columns",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import shutil
 import threading
 import uuid
 import warnings
@@ -53,7 +52,7 @@ from grid_assets.config import (
     MemoryLimit,
     check,
 )
-from grid_assets.lakehouse.core import Lakehouse
+from grid_assets.lakehouse.core import Lakehouse, free_space
 from grid_assets.lakehouse.staging import relation_name
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,7 @@ class LakehouseDiskFullError(RuntimeError):
         self.path = path
         lines = [line.strip() for line in detail.splitlines() if NO_SPACE in line]
         cause = lines[0] if lines else NO_SPACE
-        try:
-            free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:,.0f} MiB free there now"
-        except OSError:
-            free = "its free space unknown"
+        free = free_space(Path(path).parent)
         super().__init__(
             f"The disk holding the lakehouse file {path} is full ({free}). DuckDB: {cause}. "
             "Free space on that disk, or move the file with the `.wal` beside it to a larger "

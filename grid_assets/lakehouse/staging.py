@@ -51,6 +51,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import FromClause
 
+from grid_assets.lakehouse.core import free_space
+
 log = logging.getLogger(__name__)
 STAGING_FOLDER = "grid"
 _SAFE_NAME = str.maketrans({c: "_" for c in "/\\:. "})
@@ -118,10 +120,7 @@ class StagingDiskFullError(RuntimeError):
 
     def __init__(self, path: Path, like: Table, rows: int) -> None:
         self.path = path
-        try:
-            free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there now"
-        except OSError:
-            free = "its free space unknown"
+        free = free_space(path.parent)
         super().__init__(
             f"No space left to stage a batch of {rows:,} rows for {like.schema}.{like.name}: "
             f"its Parquet file could not be written in {path.parent} ({free}), where each batch "
