@@ -95,6 +95,7 @@ def test_full_disk_is_named_and_a_rerun_with_room_completes_exactly(tmp_path: Pa
     reference_db = tmp_path / "reference" / "lake.duckdb"
     reference = _grid_run(_env(generated, reference_db, tmp_path / "home-ref"))
     assert reference.returncode in (0, 1), reference.stdout[-3000:] + reference.stderr[-3000:]
+    assert "write-ahead log" not in reference.stderr  # a run with room checkpoints as it closes
 
     # Yesterday's run, on a disk with room: the first two files.
     landing.mkdir()
@@ -281,3 +282,67 @@ def test_a_full_staging_folder_is_named_and_leaves_no_partial_file(tmp_path: Pat
     error = found["error"]
     assert error.startswith("No space left to stage a batch of 200,000 rows for silver.order_items")
     assert found["folder"] in error and "MiB free there now" in error and "TMPDIR" in error
+
+
+HOLD_THEN_FILL = """
+import logging, sys
+from pathlib import Path
+from grid_assets.lakehouse.duckdb import held_open
+from grid_assets.resources.lakehouse import LakehouseResource
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+db, filler = sys.argv[1], Path(sys.argv[2])
+lakehouse = LakehouseResource(duckdb_path=db).get_lakehouse()
+with held_open(lakehouse.engine):  # as `grid run` holds the file for its run
+    with lakehouse.begin() as conn:
+        # No checkpoint at the commits: the log is merged into the file when it closes.
+        conn.exec_driver_sql("SET checkpoint_threshold = '1GB'")
+        conn.exec_driver_sql("CREATE TABLE t (s VARCHAR)")
+    for i in range(100):
+        with lakehouse.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO t SELECT md5((range + {i * 1000})::VARCHAR) FROM range(1000)"
+            )
+    with filler.open("wb") as out:  # then another writer fills the disk
+        try:
+            while True:
+                out.write(bytes(65536))
+                out.flush()
+        except OSError:
+            pass
+"""
+
+
+def test_a_log_left_unmerged_for_lack_of_room_is_reported(tmp_path: Path) -> None:
+    """Every step committed, but the disk filled before the file was closed: DuckDB cannot
+    checkpoint its log into the file and says nothing. The run's hold says it, once, and the
+    next process (the disk freed) finds every row."""
+    why_not = _private_mounts_work(tmp_path / "probe")
+    if why_not is not None:
+        pytest.skip(why_not)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    db, filler = disk / "lake.duckdb", disk / "filler"
+    script = (
+        f'mount -t tmpfs -o size=32m tmpfs "{disk}" || exit 90\n'
+        f'"{sys.executable}" -c "$HOLD" "{db}" "{filler}" || exit 91\n'
+        f'[ -s "{db}.wal" ] || exit 92\n'
+        f'rm "{filler}"\n'
+        f'"{sys.executable}" -c "$COUNT" "{db}" || exit 93\n'
+    )
+    done = subprocess.run(
+        [*UNSHARE, "sh", "-c", script],
+        cwd=REPO_ROOT,
+        env={**os.environ, "HOLD": HOLD_THEN_FILL, "COUNT": COUNT},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, done.stderr[-3000:]
+    assert (
+        warnings[0].startswith(f"WARNING The lakehouse file {db} was closed with ")
+        and f"MiB still in its write-ahead log ({db}.wal)" in warnings[0]
+    )
+    assert "lack of room" in warnings[0] and "free space on that disk" in warnings[0]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"stored": 100_000}

@@ -157,6 +157,29 @@ def held_open(engine: Engine) -> Iterator[None]:
                 keeper = _keepers.pop(path, None)
         if keeper is not None:
             keeper.close()
+            _warn_if_log_left(path)
+
+
+def _warn_if_log_left(path: str) -> None:
+    """Closing the file's last connection checkpoints its write-ahead log into it; DuckDB says
+    nothing when that fails (a disk with room for the log but not for the checkpoint). Nothing
+    is lost, the next open replays the log, but the next run will need that room."""
+    wal = Path(f"{path}.wal")
+    try:
+        size = wal.stat().st_size
+    except OSError:
+        return
+    if size:
+        log.warning(
+            "The lakehouse file %s was closed with %.1f MiB still in its write-ahead log (%s): "
+            "DuckDB could not checkpoint it, most likely for lack of room on its disk (%s). "
+            "Nothing is lost (the next run replays the log), but it needs that room: free "
+            "space on that disk.",
+            path,
+            size / 2**20,
+            wal,
+            free_space(wal.parent),
+        )
 
 
 def _keep_open(engine: Engine) -> None:
