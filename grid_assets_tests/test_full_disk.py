@@ -53,6 +53,27 @@ def _private_mounts_work(scratch: Path) -> str | None:
     return None
 
 
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+def _on_a_small_disk(
+    disk: Path, size: str, commands: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`commands` (sh) in a private mount namespace where `disk` is a tmpfs of `size`; what
+    they leave there is gone when they end."""
+    script = f'mount -t tmpfs -o size={size} tmpfs "{disk}" || exit 90\n' + commands
+    return _run([*UNSHARE, "sh", "-c", script], env)
+
+
 def _env(landing: Path, db: Path, home: Path) -> dict[str, str]:
     home.mkdir(exist_ok=True)
     return {
@@ -70,15 +91,7 @@ def _env(landing: Path, db: Path, home: Path) -> dict[str, str]:
 
 
 def _grid_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(GRID), "run", "--no-show-gold"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    return _run([str(GRID), "run", "--no-show-gold"], env)
 
 
 def _size(db: Path) -> int:
@@ -114,23 +127,15 @@ def test_full_disk_is_named_and_a_rerun_with_room_completes_exactly(tmp_path: Pa
     disk.mkdir()
     saved.mkdir()
     db = disk / "lake.duckdb"
-    script = (
-        f'mount -t tmpfs -o size={room // 1024}k tmpfs "{disk}" || exit 90\n'
+    commands = (
         f'cp "{earlier_db.parent}"/lake.duckdb* "{disk}/" || exit 91\n'
         f'"{GRID}" run --no-show-gold > "{saved}/stdout" 2> "{saved}/stderr"\n'
         "code=$?\n"
         f'cp "{disk}"/lake.duckdb* "{saved}/"\n'
         "exit $code\n"
     )
-    full = subprocess.run(
-        [*UNSHARE, "sh", "-c", script],
-        cwd=REPO_ROOT,
-        env=_env(landing, db, tmp_path / "home-full"),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    env = _env(landing, db, tmp_path / "home-full")
+    full = _on_a_small_disk(disk, f"{room // 1024}k", commands, env)
     stdout = (saved / "stdout").read_text()
     stderr = (saved / "stderr").read_text()
     assert full.returncode == 1, f"exit {full.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
@@ -199,18 +204,12 @@ def test_a_checkpoint_on_a_full_disk_is_named_and_the_next_process_keeps_what_co
     disk = tmp_path / "disk"
     disk.mkdir()
     db = disk / "lake.duckdb"
-    script = (
-        f'mount -t tmpfs -o size=8m tmpfs "{disk}" || exit 90\n'
+    commands = (
         f'"{sys.executable}" -c "$CHECKPOINTS" "{db}" || exit 91\n'
         f'"{sys.executable}" -c "$COUNT" "{db}" || exit 92\n'
     )
-    done = subprocess.run(
-        [*UNSHARE, "sh", "-c", script],
-        cwd=REPO_ROOT,
-        env={**os.environ, "CHECKPOINTS": CHECKPOINTS, "COUNT": COUNT},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
+    done = _on_a_small_disk(
+        disk, "8m", commands, {**os.environ, "CHECKPOINTS": CHECKPOINTS, "COUNT": COUNT}
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     first, second = (json.loads(line) for line in done.stdout.splitlines()[-2:])
@@ -263,17 +262,9 @@ def test_a_full_staging_folder_is_named_and_leaves_no_partial_file(tmp_path: Pat
         pytest.skip(why_not)
     disk = tmp_path / "tmp"
     disk.mkdir()
-    script = (
-        f'mount -t tmpfs -o size=2m tmpfs "{disk}" || exit 90\n'
-        f'"{sys.executable}" -c "$STAGE" || exit 91\n'
-    )
-    done = subprocess.run(
-        [*UNSHARE, "sh", "-c", script],
-        cwd=REPO_ROOT,
-        env={**os.environ, "STAGE": STAGE, "TMPDIR": str(disk)},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
+    commands = f'"{sys.executable}" -c "$STAGE" || exit 91\n'
+    done = _on_a_small_disk(
+        disk, "2m", commands, {**os.environ, "STAGE": STAGE, "TMPDIR": str(disk)}
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     found = json.loads(done.stdout.splitlines()[-1])
@@ -322,20 +313,14 @@ def test_a_log_left_unmerged_for_lack_of_room_is_reported(tmp_path: Path) -> Non
     disk = tmp_path / "disk"
     disk.mkdir()
     db, filler = disk / "lake.duckdb", disk / "filler"
-    script = (
-        f'mount -t tmpfs -o size=32m tmpfs "{disk}" || exit 90\n'
+    commands = (
         f'"{sys.executable}" -c "$HOLD" "{db}" "{filler}" || exit 91\n'
         f'[ -s "{db}.wal" ] || exit 92\n'
         f'rm "{filler}"\n'
         f'"{sys.executable}" -c "$COUNT" "{db}" || exit 93\n'
     )
-    done = subprocess.run(
-        [*UNSHARE, "sh", "-c", script],
-        cwd=REPO_ROOT,
-        env={**os.environ, "HOLD": HOLD_THEN_FILL, "COUNT": COUNT},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
+    done = _on_a_small_disk(
+        disk, "32m", commands, {**os.environ, "HOLD": HOLD_THEN_FILL, "COUNT": COUNT}
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
