@@ -130,9 +130,14 @@ class StagingDiskFullError(RuntimeError):
         )
 
 
-def write_parquet(rows: pa.Table, path: Path) -> int:
-    """Write `rows` as one Parquet file; returns its size in bytes."""
-    pq.write_table(rows, path, compression="zstd")
+def write_parquet(rows: pa.Table, path: Path, like: Table) -> int:
+    """Write `rows` (a batch for `like`) as one Parquet file; returns its size in bytes."""
+    try:
+        pq.write_table(rows, path, compression="zstd")
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise StagingDiskFullError(path, like, rows.num_rows) from exc
     return path.stat().st_size
 
 
@@ -178,12 +183,7 @@ class VolumeStaging:
         remote = self.file_path(like, batch)
         local = self._local_dir() / Path(remote).name
         try:
-            try:
-                size = write_parquet(typed_like(rows, columns), local)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                raise StagingDiskFullError(local, like, rows.num_rows) from exc
+            size = write_parquet(typed_like(rows, columns), local, like)
             with local.open("rb") as stream:
                 self.files.upload(remote, stream, overwrite=True)
         finally:
