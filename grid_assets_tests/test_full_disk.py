@@ -4,11 +4,11 @@ and under the production path's local staging folder.
 `test_crash_recovery.py` fails commits as a full disk would (`OSError(ENOSPC)` injected); here
 the disk is real. `grid run` writes its DuckDB file on a tmpfs smaller than the finished
 lakehouse, mounted in a private mount namespace (`unshare`, no privileges needed where user
-namespaces are allowed), so DuckDB itself meets `ENOSPC`: it raises its own FATAL error and
-invalidates the database for the rest of the process. The run must exit 1 and say, on its last
-lines, which step failed and that the disk is full, naming the file and what to do. The file
-and its `.wal` are then moved to a disk with room, as the message says, and a plain `grid run`
-there must give every table of one uninterrupted run.
+namespaces are allowed), so DuckDB itself meets `ENOSPC`: a commit fails, or a checkpoint fails
+with a FATAL error that invalidates the database for the rest of the process (the second test).
+The run must exit 1 and say, on its last lines, which step failed and that the disk is full,
+naming the file and what to do. The file and its `.wal` are then moved to a disk with room, as
+the message says, and a plain `grid run` there must give every table of one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -37,22 +37,6 @@ DISK_SHARE = 2.0
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
 
 
-def _private_mounts_work(scratch: Path) -> str | None:
-    """None when this machine lets the test mount a tmpfs of its own; else why not."""
-    if shutil.which("unshare") is None:
-        return "no `unshare` on this machine"
-    scratch.mkdir()
-    probe = subprocess.run(
-        [*UNSHARE, "sh", "-c", f'mount -t tmpfs -o size=1m tmpfs "{scratch}"'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if probe.returncode:
-        return f"cannot mount a private tmpfs: {probe.stderr.strip()}"
-    return None
-
-
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv,
@@ -72,6 +56,16 @@ def _on_a_small_disk(
     they leave there is gone when they end."""
     script = f'mount -t tmpfs -o size={size} tmpfs "{disk}" || exit 90\n' + commands
     return _run([*UNSHARE, "sh", "-c", script], env)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_mounts(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test here mounts a tmpfs of its own: skipped, saying why, where that is not allowed."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no `unshare` on this machine")
+    probe = _on_a_small_disk(tmp_path_factory.mktemp("probe"), "1m", "", dict(os.environ))
+    if probe.returncode:
+        pytest.skip(f"cannot mount a private tmpfs: {probe.stderr.strip()}")
 
 
 def _env(landing: Path, db: Path, home: Path) -> dict[str, str]:
@@ -99,9 +93,6 @@ def _size(db: Path) -> int:
 
 
 def test_full_disk_is_named_and_a_rerun_with_room_completes_exactly(tmp_path: Path) -> None:
-    why_not = _private_mounts_work(tmp_path / "probe")
-    if why_not is not None:
-        pytest.skip(why_not)
     generated, landing = tmp_path / "generated", tmp_path / "landing"
     generate_traffic(generated, LINES, 20261202, n_files=3, bad_share=0.02, gzip_every=2)
     files = sorted(generated.iterdir())
@@ -198,9 +189,6 @@ def test_a_checkpoint_on_a_full_disk_is_named_and_the_next_process_keeps_what_co
     """DuckDB's other way of meeting a full disk: a commit's checkpoint fails with a FATAL error
     that invalidates the database. Worded the same; a new process opens the file and finds
     every committed row."""
-    why_not = _private_mounts_work(tmp_path / "probe")
-    if why_not is not None:
-        pytest.skip(why_not)
     disk = tmp_path / "disk"
     disk.mkdir()
     db = disk / "lake.duckdb"
@@ -257,9 +245,6 @@ def test_a_full_staging_folder_is_named_and_leaves_no_partial_file(tmp_path: Pat
     """Production writes each batch as a Parquet file in a local temporary folder before
     uploading it to the volume: with that disk full, the error says where, how much room is
     left and what to do (TMPDIR), and the partial file is removed."""
-    why_not = _private_mounts_work(tmp_path / "probe")
-    if why_not is not None:
-        pytest.skip(why_not)
     disk = tmp_path / "tmp"
     disk.mkdir()
     commands = f'"{sys.executable}" -c "$STAGE" || exit 91\n'
@@ -307,9 +292,6 @@ def test_a_log_left_unmerged_for_lack_of_room_is_reported(tmp_path: Path) -> Non
     """Every step committed, but the disk filled before the file was closed: DuckDB cannot
     checkpoint its log into the file and says nothing. The run's hold says it, once, and the
     next process (the disk freed) finds every row."""
-    why_not = _private_mounts_work(tmp_path / "probe")
-    if why_not is not None:
-        pytest.skip(why_not)
     disk = tmp_path / "disk"
     disk.mkdir()
     db, filler = disk / "lake.duckdb", disk / "filler"
