@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, PoolResetState
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql import FromClause
 from tenacity import (
@@ -205,13 +205,28 @@ def duckdb_engine(path: str, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) ->
     the lakehouse rather than with the batch."""
     memory_limit = check(MemoryLimit, memory_limit, DUCKDB_MEMORY_LIMIT_VAR)  # spliced into SET
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"duckdb:///{path}", poolclass=NullPool)
+    # The pool's own rollback on return is replaced by `_roll_back` below.
+    engine = create_engine(f"duckdb:///{path}", poolclass=NullPool, pool_reset_on_return=None)
 
     @event.listens_for(engine, "connect")
     def _session(dbapi_connection, _record) -> None:
         # Instants come back tz-aware in UTC whatever the host's zone, and ::DATE is the UTC date.
         dbapi_connection.execute("SET TimeZone = 'UTC'")
         dbapi_connection.execute(f"SET memory_limit = '{memory_limit}'")
+
+    @event.listens_for(engine, "reset")
+    def _roll_back(dbapi_connection, _record, state: PoolResetState) -> None:
+        """What the pool does by default when a connection comes back, less one traceback: once
+        DuckDB has invalidated the database (a FATAL error, such as a checkpoint on a full
+        disk), every rollback of every connection to it fails again, and the pool would log
+        each one as "Exception during reset" with the first error's whole traceback, above the
+        step's own report of it. The connection is closed next either way."""
+        if state.transaction_was_reset:
+            return
+        try:
+            engine.dialect.do_rollback(dbapi_connection)
+        except duckdb.FatalException:
+            log.debug("Rollback on a DuckDB database already invalidated", exc_info=True)
 
     @event.listens_for(engine, "handle_error")
     def _name_what_ran_out(context: ExceptionContext) -> BaseException | None:
