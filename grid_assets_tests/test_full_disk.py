@@ -154,12 +154,19 @@ def test_full_disk_is_named_and_a_rerun_with_room_completes_exactly(tmp_path: Pa
     assert snapshot(reference_db).differences(snapshot(moved)) == {}
 
 
-CHECKPOINTS = """
+# How the scripts below begin: the lakehouse in argv[1] as `grid run` gets it (the resource's),
+# and its warnings logged on stderr.
+AS_GRID_RUN = """
 import json, logging, sys
+from pathlib import Path
 from grid_assets.lakehouse.duckdb import LakehouseDiskFullError, held_open
 from grid_assets.resources.lakehouse import LakehouseResource
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
 lakehouse = LakehouseResource(duckdb_path=sys.argv[1]).get_lakehouse()
+"""
+CHECKPOINTS = (
+    AS_GRID_RUN
+    + """
 committed, error = 0, None
 with held_open(lakehouse.engine):  # as `grid run` holds the file: two connections to it
     with lakehouse.begin() as conn:
@@ -177,6 +184,7 @@ with held_open(lakehouse.engine):  # as `grid run` holds the file: two connectio
             error = str(exc)
 print(json.dumps({"committed": committed, "error": error}))
 """
+)
 COUNT = """
 import json, sys
 import duckdb
@@ -266,14 +274,10 @@ def test_a_full_staging_folder_is_named_and_leaves_no_partial_file(tmp_path: Pat
     assert found["folder"] in error and "MiB free there now" in error and "TMPDIR" in error
 
 
-HOLD_THEN_FILL = """
-import logging, sys
-from pathlib import Path
-from grid_assets.lakehouse.duckdb import held_open
-from grid_assets.resources.lakehouse import LakehouseResource
-logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
-db, filler = sys.argv[1], Path(sys.argv[2])
-lakehouse = LakehouseResource(duckdb_path=db).get_lakehouse()
+HOLD_THEN_FILL = (
+    AS_GRID_RUN
+    + """
+filler = Path(sys.argv[2])
 with held_open(lakehouse.engine):  # as `grid run` holds the file for its run
     with lakehouse.begin() as conn:
         # No checkpoint at the commits: the log is merged into the file when it closes.
@@ -292,6 +296,7 @@ with held_open(lakehouse.engine):  # as `grid run` holds the file for its run
         except OSError:
             pass
 """
+)
 
 
 def test_a_log_left_unmerged_for_lack_of_room_is_reported(tmp_path: Path) -> None:
