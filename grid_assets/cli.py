@@ -101,9 +101,9 @@ _process_ends_with_command = False
 
 @contextlib.contextmanager
 def _start_up() -> Iterator[None]:
-    """Build what lives as long as the process (Dagster's modules, the definitions, the
-    resource and its instance) with Python's cycle collector paused, then hide it from the
-    collector (`gc.freeze`). Start-up makes a few hundred thousand objects, none of them
+    """Build what lives as long as the process (Dagster's modules, the definitions, the run's
+    instance) with Python's cycle collector paused, then hide it from the collector
+    (`gc.freeze`). Start-up makes a few hundred thousand objects, none of them
     garbage: collecting while they were imported, and again over all of them once collection
     resumed, cost ~0.5 s of `grid run`'s start-up. Only in the console script's own process:
     frozen objects are never collected."""
@@ -146,34 +146,43 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
         from grid_assets.run_progress import follow_on_terminal
 
         defs = build_definitions(settings)
-        # EnvVar fields resolve here, as they would in a run (the unresolved resource holds
-        # names); it also builds Dagster's instance machinery, the rest of the start-up.
-        resource = defs.resources["lakehouse"].process_config_and_initialize()  # type: ignore
-    if not settings.is_local:
-        # Reach the warehouse once before starting: an unreachable or misconfigured warehouse is
-        # one bounded, masked message (host and HTTP path named), not a failed run.
-        try:
-            ping(resource.get_lakehouse())
-        except (ConfigurationError, LakehouseConnectionError) as exc:
-            console.print(
-                f"[red]Lakehouse unreachable:[/red] {escape(str(exc))}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            if reply is not None:
-                _reply(reply, run_report.not_run("LAKEHOUSE_UNREACHABLE", str(exc)))
-            raise typer.Exit(3) from None
-    job = defs.resolve_job_def("medallion_job")
-    where = settings.duckdb_path if settings.is_local else "Databricks"
-    console.print(
-        f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}"
-    )
-    run_config: dict[str, Any] = {
-        "loggers": {"console": {"config": {"log_level": log_level.upper()}}},
-        "ops": {"silver_apply_events": {"config": {"full_refresh": full_refresh}}},
-    }
-    run_id = str(uuid.uuid4())
-    with dg.DagsterInstance.ephemeral() as instance:
+        # The run's throwaway instance (making the first one is the rest of the start-up).
+        # It is closed when the block below ends, whatever ends it: `grid run` may run inside
+        # a longer-lived process (tests, a notebook), where an instance left to the cycle
+        # collector is disposed of in the middle of whatever runs then.
+        instance = dg.DagsterInstance.ephemeral()
+    with instance:
+        # The resource built on it, its EnvVar fields resolved as in a run (the unresolved one
+        # holds their names); `process_config_and_initialize` would make an instance of its
+        # own and leave it to the collector.
+        unresolved = {"lakehouse": (defs.resources or {})["lakehouse"]}
+        with dg.build_resources(unresolved, instance=instance) as built:
+            resource = built.lakehouse
+        if not settings.is_local:
+            # Reach the warehouse once before starting: an unreachable or misconfigured
+            # warehouse is one bounded, masked message (host and HTTP path named), not a
+            # failed run.
+            try:
+                ping(resource.get_lakehouse())
+            except (ConfigurationError, LakehouseConnectionError) as exc:
+                console.print(
+                    f"[red]Lakehouse unreachable:[/red] {escape(str(exc))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                if reply is not None:
+                    _reply(reply, run_report.not_run("LAKEHOUSE_UNREACHABLE", str(exc)))
+                raise typer.Exit(3) from None
+        job = defs.resolve_job_def("medallion_job")
+        where = settings.duckdb_path if settings.is_local else "Databricks"
+        console.print(
+            f"GRID run: {settings.environment} lakehouse at {where}; landing {settings.landing_dir}"
+        )
+        run_config: dict[str, Any] = {
+            "loggers": {"console": {"config": {"log_level": log_level.upper()}}},
+            "ops": {"silver_apply_events": {"config": {"full_refresh": full_refresh}}},
+        }
+        run_id = str(uuid.uuid4())
         # Locally the run's steps share one open DuckDB database (`held_open`): opening and
         # closing the file for each of them cost more than the checks themselves.
         local = settings.is_local
@@ -184,7 +193,8 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             )
         from grid_assets.defs.alerts import send_run_alerts
 
-        send_run_alerts(instance, defs)  # failed checks and runs, once per incident; never raises
+        # failed checks and runs, once per incident; never raises
+        send_run_alerts(instance, defs)
         report = run_report.summarize(result, job, instance)
     if reply is not None:
         _reply(reply, report)

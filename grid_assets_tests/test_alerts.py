@@ -322,8 +322,8 @@ def test_the_ui_config_view_shows_the_variable_name_only(
     resource = next(r for r in snapshot.resources if r.name == "alert_webhook")
     assert resource.configured_values["url"].name == "GRID_ALERT_WEBHOOK_URL"  # type: ignore[union-attr]
     assert url not in dg.serialize_value(snapshot)
-    resolved = defs.resources["alert_webhook"].process_config_and_initialize()  # type: ignore[union-attr]
-    assert resolved.url == url and url not in repr(resolved) and url not in str(resolved)
+    with defs.resources["alert_webhook"].process_config_and_initialize_cm() as resolved:  # type: ignore[union-attr]
+        assert resolved.url == url and url not in repr(resolved) and url not in str(resolved)
     sensor = next(s for s in defs.sensors or [] if s.name == "alerts_sensor")
     assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
 

@@ -354,9 +354,9 @@ def test_the_ui_config_view_shows_variable_names_only(monkeypatch: pytest.Monkey
     lakehouse = next(r for r in snapshot.resources if r.name == "lakehouse")
     assert lakehouse.configured_values["access_token"].name == "DATABRICKS_TOKEN"  # type: ignore[union-attr]
     assert_no_secret(dg.serialize_value(snapshot))
-    resolved = defs.resources["lakehouse"].process_config_and_initialize()  # type: ignore[union-attr]
-    assert resolved.access_token == TOKEN
-    assert_no_secret(repr(resolved), str(resolved))
+    with defs.resources["lakehouse"].process_config_and_initialize_cm() as resolved:  # type: ignore[union-attr]
+        assert resolved.access_token == TOKEN
+        assert_no_secret(repr(resolved), str(resolved))
 
 
 # -- a subprocess: real stdout and stderr, debug logging on, an uncaught error at the end --------
