@@ -262,9 +262,7 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
             table = model.__table__
             _print_table(lakehouse, table, [table.c[name] for name in order], columns, limit=limit)
     if not result.success or failed_checks:
-        failures = [
-            e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
-        ]
+        failures = run_report.failed_steps(result)
         checks_text = ", ".join(failed_checks) or "-"
         console.print(
             f"[red]Run failed[/red]: steps {failures or '-'}; blocking checks {checks_text}"

@@ -84,15 +84,24 @@ def _is_dagster(cls_name: str | None) -> bool:
     return (cls_name or "").startswith("Dagster")
 
 
+def _step_failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, dg.DagsterEvent]]:
+    return [
+        (e.step_key, e) for e in result.all_events if e.is_step_failure and e.step_key is not None
+    ]
+
+
+def failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [step for step, _ in _step_failures(result)]
+
+
 def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     """Each failed step's error as `Class: first line of its message`, secrets masked: the error
-    the step's own code raised, not Dagster's wrapper around it."""
+    the step's own code raised, not Dagster's wrapper around it (a step failure without an error
+    record has no entry)."""
     from grid_assets.logging_redaction import redact
 
     errors = {}
-    for event in result.all_events:
-        if not event.is_step_failure or event.step_key is None:
-            continue
+    for step, event in _step_failures(result):
         error = event.step_failure_data.error
         while error is not None and error.cause is not None and _is_dagster(error.cls_name):
             error = error.cause
@@ -105,7 +114,7 @@ def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:
         if head.split(".")[-1] == name:
             message = rest
         first = message.splitlines()[0] if message else ""
-        errors[event.step_key] = redact(f"{name}: {first}" if first else name)
+        errors[step] = redact(f"{name}: {first}" if first else name)
     return errors
 
 
@@ -155,9 +164,7 @@ def summarize(
         "assets": assets,
         "checks": checks,
         "checks_not_evaluated": not_evaluated,
-        "failed_steps": [
-            e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
-        ],
+        "failed_steps": failed_steps(result),
         "step_errors": step_errors(result),
         "failed_blocking_checks": failed_blocking,
         "timings": timings(instance, result.run_id),
