@@ -154,7 +154,8 @@ def _run(show_gold: bool, log_level: str, full_refresh: bool, reply: TextIO | No
     with instance:
         # The resource built on it, its EnvVar fields resolved as in a run (the unresolved one
         # holds their names); `process_config_and_initialize` would make an instance of its
-        # own and leave it to the collector.
+        # own and leave it to the collector. The resource has nothing to tear down, so it
+        # stays usable once `build_resources` has closed.
         unresolved = {"lakehouse": (defs.resources or {})["lakehouse"]}
         with dg.build_resources(unresolved, instance=instance) as built:
             resource = built.lakehouse
