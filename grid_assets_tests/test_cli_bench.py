@@ -8,6 +8,7 @@ events, to show it finds its SQL references and writes its results.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -68,6 +69,14 @@ def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) ->
     assert set(row["stages"]) == {"bronze", "silver", "gold"}
     for name in ("grid_run", "reference", "core_reference"):
         assert row[f"{name}_s"] > 0 and row[f"{name}_rss_mib"] > 0, name
+        # CPU time is the child's own: an interpreter at least (imports), at most both cores
+        # busy for the whole of its wall time.
+        for run in (first, second):
+            assert 0.05 < run[f"{name}_cpu_s"] <= run[f"{name}_s"] * (os.cpu_count() or 1), name
+    for run in (first, second):
+        assert run["cpu_ratio_to_reference"] == run["grid_run_cpu_s"] / run["reference_cpu_s"]
+    cpu_ratios = [run["cpu_ratio_to_reference"] for run in (first, second)]
+    assert row["cpu_ratio_to_reference"] == sum(cpu_ratios) / 2
     # The fixed cost: Dagster's start-up before the run, the checks' steps, within the run.
     assert 0 < row["startup_s"] < row["grid_run_s"]
     assert (
@@ -80,19 +89,38 @@ def test_grid_bench_measures_the_pipeline_and_both_references(tmp_path: Path) ->
     assert sum(layers.values()) < row["reference_s"] and row["core_reference_layers_s"] == {}
     table = (tmp_path / "results.md").read_text()
     assert table in result.output
-    machine, main, by_layer, repeats = table.split("\n\n")
+    machine, main, by_layer, cpu, repeats = table.split("\n\n")
     assert machine.endswith("each figure the median of 2 runs")
     assert main.splitlines()[-1].startswith("| 200 |")
     assert f"| {row['ratio_to_reference']:.1f}x |" in main.splitlines()[-1]
     assert repeats.splitlines()[-1] == (
         f"| 200 | {first['grid_run_s']:.1f} / {second['grid_run_s']:.1f} "
         f"| {first['reference_s']:.1f} / {second['reference_s']:.1f} "
-        f"| {ratios[0]:.2f}x / {ratios[1]:.2f}x |"
+        f"| {ratios[0]:.2f}x / {ratios[1]:.2f}x "
+        f"| {cpu_ratios[0]:.2f}x / {cpu_ratios[1]:.2f}x |"
+    )
+    assert cpu.splitlines()[0].startswith("| events | `grid run` CPU-s | `grid run` cores busy |")
+    assert cpu.splitlines()[-1] == (
+        f"| 200 | {row['grid_run_cpu_s']:.1f} | {row['grid_run_cpu_s'] / row['grid_run_s']:.2f} "
+        f"| {row['reference_cpu_s']:.1f} | {row['reference_cpu_s'] / row['reference_s']:.2f} "
+        f"| {row['cpu_ratio_to_reference']:.2f}x |"
     )
     assert by_layer.splitlines()[0].startswith("| events | Bronze s | same-work SQL Bronze s |")
     cells = by_layer.splitlines()[-1].strip("| ").split(" | ")
     in_order = [f"{layers[k]:.2f}" for k in ("bronze", "silver", "gold")]
     assert cells[0] == "200" and cells[2::2] == in_order
+
+
+def test_grid_bench_grid_only_reports_the_runs_cpu_time(tmp_path: Path) -> None:
+    args = ["bench", "--events", "200", "--files", "1", "--workdir", str(tmp_path), "--grid-only"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "results-grid-only.json").read_text())
+    assert "reference_s" not in row and "stages" not in row
+    assert 0.05 < row["grid_run_cpu_s"] <= row["grid_run_s"] * (os.cpu_count() or 1)
+    header, _, last = (tmp_path / "results-grid-only.md").read_text().strip().splitlines()[-3:]
+    assert header.split(" | ")[4] == "`grid run` CPU-s"
+    assert last.split(" | ")[4] == f"{row['grid_run_cpu_s']:.1f}"
 
 
 def test_cached_traffic_is_reused_while_intact_and_generated_again_once_changed(

@@ -10,7 +10,9 @@ runs, each in a fresh child process on a fresh DuckDB file:
     state, the four Gold tables;
   - the earlier, lighter "core" reference (reference_core.sql): the same minus everything kept
     of bad input and two Gold tables.
-Peak RSS is the child's own maximum resident set (wait4), so runs do not blur into each other.
+Peak RSS and CPU time (user and system, every thread) are the child's own (wait4), so runs do not
+blur into each other; CPU time says which side does more work where wall time moves with the
+machine's phase.
 With `--repeat K` each size is measured K times over the same traffic: medians, the highest
 peak, and the ratio to a reference as the median of each repeat's own ratio.
 """
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 STAGE_WORKER = """
 import json, sys, time
@@ -75,12 +78,23 @@ REFERENCES = {
 }
 
 
-def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+class Child(NamedTuple):
+    """One child process, measured: wall seconds, CPU seconds (user and system, all its
+    threads), its own peak RSS and what it printed."""
+
+    seconds: float
+    cpu_s: float
+    rss_mib: int
+    out: str
+
+
+def run_child(argv: list[str], env: dict[str, str]) -> Child:
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    # wait4 on the pid gives this child's own rusage (peak RSS), unlike RUSAGE_CHILDREN.
+    # wait4 on the pid gives this child's own rusage (peak RSS, CPU time), unlike
+    # RUSAGE_CHILDREN, which sums every child reaped so far.
     out_chunks = proc.stdout.read() if proc.stdout else ""
     err_chunks = proc.stderr.read() if proc.stderr else ""
     _, status, usage = os.wait4(proc.pid, 0)
@@ -88,7 +102,8 @@ def peak_rss_mib(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{' '.join(argv[:3])} failed ({code}):\n{err_chunks[-4000:]}")
-    return elapsed, usage.ru_maxrss // 1024, out_chunks
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return Child(elapsed, cpu_s, usage.ru_maxrss // 1024, out_chunks)
 
 
 def _landing_files(landing: Path) -> dict[str, list[int]]:
@@ -177,8 +192,8 @@ def _measure(landing: Path, n: int, grid_only: bool) -> dict:
 
     grid = [str(Path(sys.executable).with_name("grid")), "run", "--json"]
     launched = time.time()
-    e2e_s, e2e_rss, out = peak_rss_mib(grid, {**env, "GRID_DUCKDB_PATH": str(dbs["grid"])})
-    timings = json.loads(out)["timings"]
+    e2e = run_child(grid, {**env, "GRID_DUCKDB_PATH": str(dbs["grid"])})
+    timings = json.loads(e2e.out)["timings"]
     steps = timings["steps"].values()
     fixed = {
         # Interpreter, imports, definitions, instance: from launch to the run's first event.
@@ -186,37 +201,38 @@ def _measure(landing: Path, n: int, grid_only: bool) -> dict:
         "checks_s": sum(step["seconds"] for step in steps if step["kind"] == "check"),
         "assets_s": sum(step["seconds"] for step in steps if step["kind"] == "asset"),
     }
-    if grid_only:
-        return {"events": n, "grid_run_s": e2e_s, "grid_run_rss_mib": e2e_rss, **fixed}
-    _, stage_rss, stage_out = peak_rss_mib(
-        [sys.executable, "-c", STAGE_WORKER, str(landing), str(dbs["stages"])], env
-    )
-    stages = json.loads(stage_out.strip().splitlines()[-1])
     result = {
         "events": n,
-        "grid_run_s": e2e_s,
-        "grid_run_rss_mib": e2e_rss,
+        "grid_run_s": e2e.seconds,
+        "grid_run_cpu_s": e2e.cpu_s,
+        "grid_run_rss_mib": e2e.rss_mib,
         **fixed,
-        "stages": stages,
-        "stages_rss_mib": stage_rss,
     }
+    if grid_only:
+        return result
+    stages = run_child([sys.executable, "-c", STAGE_WORKER, str(landing), str(dbs["stages"])], env)
+    result["stages"] = json.loads(stages.out.strip().splitlines()[-1])
+    result["stages_rss_mib"] = stages.rss_mib
     for name, script in REFERENCES.items():
-        seconds, rss, out = peak_rss_mib(
+        child = run_child(
             [sys.executable, "-c", REFERENCE_WORKER, str(landing), str(dbs[name]), str(script)],
             env,
         )
-        result[f"{name}_s"], result[f"{name}_rss_mib"] = seconds, rss
-        result[f"{name}_layers_s"] = json.loads(out.strip().splitlines()[-1])
-        result[f"ratio_to_{name}"] = e2e_s / seconds
+        result[f"{name}_s"], result[f"{name}_rss_mib"] = child.seconds, child.rss_mib
+        result[f"{name}_cpu_s"] = child.cpu_s
+        result[f"{name}_layers_s"] = json.loads(child.out.strip().splitlines()[-1])
+        result[f"ratio_to_{name}"] = e2e.seconds / child.seconds
+        result[f"cpu_ratio_to_{name}"] = e2e.cpu_s / child.cpu_s
     return result
 
 
 def render(results: list[dict]) -> str:
-    """The results table, then (unless --grid-only) the layers beside the reference's, then
-    (when measured more than once) each repeat's `grid run` and reference."""
+    """The results table, then (unless --grid-only) the layers beside the reference's and the
+    CPU time beside the reference's, then (when measured more than once) each repeat's
+    `grid run` and reference."""
     table = _table(results)
     if results and "stages" in results[0]:
-        table += "\n\n" + _layers(results)
+        table += "\n\n" + _layers(results) + "\n\n" + _cpu(results)
     if results and "runs" in results[0]:
         table += "\n\n" + _repeats(results)
     return table
@@ -236,12 +252,13 @@ def _table(results: list[dict]) -> str:
     ]
     if results and "stages" not in results[0]:  # --grid-only
         lines[2:] = [
-            "| events | `grid run` s | start-up s | checks s | `grid run` peak RSS MiB |",
-            "|---:|---:|---:|---:|---:|",
+            "| events | `grid run` s | start-up s | checks s | `grid run` CPU-s "
+            "| `grid run` peak RSS MiB |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {r['events']:,} | {r['grid_run_s']:.1f} | {r['startup_s']:.1f} "
-            f"| {r['checks_s']:.1f} | {r['grid_run_rss_mib']:,} |"
+            f"| {r['checks_s']:.1f} | {r['grid_run_cpu_s']:.1f} | {r['grid_run_rss_mib']:,} |"
             for r in results
         ]
         return "\n".join(lines)
@@ -273,14 +290,38 @@ def _layers(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cpu(results: list[dict]) -> str:
+    """CPU time (user and system, every thread) of `grid run` and of the same-work reference,
+    the cores each kept busy on average (CPU time over wall time, of the medians), and the
+    ratio of CPU times (the median of each run's own). Wall time on a shared 2-core machine
+    moves with its phase; CPU time says which side does more work."""
+    lines = [
+        "| events | `grid run` CPU-s | `grid run` cores busy | same-work SQL CPU-s "
+        "| same-work SQL cores busy | CPU ratio |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['events']:,} | {r['grid_run_cpu_s']:.1f} "
+            f"| {r['grid_run_cpu_s'] / r['grid_run_s']:.2f} | {r['reference_cpu_s']:.1f} "
+            f"| {r['reference_cpu_s'] / r['reference_s']:.2f} "
+            f"| {r['cpu_ratio_to_reference']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def _repeats(results: list[dict]) -> str:
     """Each repeat's `grid run` seconds, in order, and (unless --grid-only) the same-work
-    reference's and their ratio, run by run."""
+    reference's, their ratio and the ratio of their CPU times, run by run."""
     both = "stages" in results[0]
     lines = [
         "| events | `grid run` s, each run"
-        + (" | same-work SQL s, each run | ratio, each run |" if both else " |"),
-        "|---:|---:" + ("|---:|---:|" if both else "|"),
+        + (
+            " | same-work SQL s, each run | ratio, each run | CPU ratio, each run |"
+            if both
+            else " |"
+        ),
+        "|---:|---:" + ("|---:|---:|---:|" if both else "|"),
     ]
     for r in results:
         runs = r["runs"]
@@ -288,6 +329,7 @@ def _repeats(results: list[dict]) -> str:
         if both:
             cells.append(" / ".join(f"{run['reference_s']:.1f}" for run in runs))
             cells.append(" / ".join(f"{run['ratio_to_reference']:.2f}x" for run in runs))
+            cells.append(" / ".join(f"{run['cpu_ratio_to_reference']:.2f}x" for run in runs))
         lines.append(f"| {r['events']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
