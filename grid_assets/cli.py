@@ -401,7 +401,7 @@ def bench(
         bool,
         typer.Option(
             "--grid-only",
-            help="Run only `grid run` (time and peak RSS), not the stages or the references.",
+            help="Run only `grid run` (time, CPU, peak RSS), not the stages or the references.",
         ),
     ] = False,
     repeat: Annotated[
@@ -422,7 +422,7 @@ def bench(
         ),
     ] = False,
 ) -> None:
-    """Throughput and peak memory of the pipeline against a pure-DuckDB-SQL reference.
+    """Throughput, CPU time and peak memory of the pipeline against pure-DuckDB-SQL references.
 
     For each event count: generated traffic (grid_sim, seeded, cached under --workdir), then
     `grid run`, its three units of work and the two SQL references (grid_bench's reference.sql
